@@ -1,0 +1,45 @@
+"""The primitives the autodiff machinery itself needs.
+
+``sum_to`` sums a broadcast cotangent back to an input's shape (the tape applies it
+after the rules of broadcasting primitives); ``broadcast_to`` is its transpose;
+``astype`` converts between float dtypes so that a gradient has its source's dtype.
+Each one's VJP is written with the others, so all of them are differentiable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .primitive import Primitive
+
+
+def _sum_axes(shape: tuple[int, ...], target: tuple[int, ...]) -> tuple[int, ...]:
+    """The axes of ``shape`` to sum so that the result broadcasts back from ``target``."""
+    lead = len(shape) - len(target)
+    return tuple(range(lead)) + tuple(
+        i + lead for i, n in enumerate(target) if n == 1 and shape[i + lead] != 1
+    )
+
+
+def _sum_to(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    xshape = np.shape(x)
+    if xshape == shape:
+        return x
+    axes = _sum_axes(xshape, shape)
+    return np.reshape(np.sum(x, axis=axes), shape)
+
+
+sum_to_p = Primitive("sum_to", _sum_to)
+broadcast_to_p = Primitive("broadcast_to", lambda x, shape: np.broadcast_to(x, shape))
+astype_p = Primitive("astype", lambda x, dtype: np.asarray(x).astype(dtype, copy=False))
+
+sum_to_p.defvjp(lambda g, out, x, shape: broadcast_to_p(g, shape=np.shape(x)))
+broadcast_to_p.defvjp(lambda g, out, x, shape: sum_to_p(g, shape=np.shape(x)))
+astype_p.defvjp(lambda g, out, x, dtype: astype_p(g, dtype=x.dtype))
+
+
+def unbroadcast(g: object, shape: tuple[int, ...]) -> object:
+    """Sum ``g`` to ``shape`` (the transpose of NumPy broadcasting); differentiable."""
+    if np.shape(g) == shape:
+        return g
+    return sum_to_p(g, shape=shape)

@@ -1,0 +1,299 @@
+"""GradientTape: records ops and differentiates through them.
+
+The tape keeps the nodes it recorded in execution order, which is already a
+topological order, so backprop is one reversed loop over a list: no recursion, no
+sort, and a chain of any length works.
+
+Backprop runs in one of two modes:
+
+* raw: no other tape is recording, so nobody will differentiate the gradient.
+  Rules run on ndarrays at plain NumPy speed.
+* differentiable: another tape is recording. Rules run on the Variables the ops
+  were called with, so that tape records the backward pass and can differentiate
+  it again (gradients of gradients, to any order).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import OpTypeError, OpValueError
+from .broadcast import astype_p, sum_to_p
+from .primitive import active_tapes
+from .variable import Variable, wrap
+
+_serial_numbers = itertools.count(1)
+
+
+class GradientTape:
+    """Records ops on watched Variables so that gradients can be computed.
+
+    ``with GradientTape() as tape: ...`` records every op on trainable float
+    Variables computed inside the block; ``tape.watch(x)`` adds other Variables.
+    """
+
+    def __init__(self, persistent: bool = False, watch_accessed_variables: bool = True) -> None:
+        self._persistent = bool(persistent)
+        self._watch_accessed = bool(watch_accessed_variables)
+        self._nodes: list = []
+        # Variables remember the serial numbers (not the tapes) of the tapes that
+        # recorded them: no reference cycle between a tape and its Variables.
+        self._serial = next(_serial_numbers)
+        self._serials = (self._serial,)
+        self._watched: dict[int, Variable] = {}
+        self._used = False
+        self._set_recorder()
+
+    def _set_recorder(self) -> None:
+        # What the per-op hot path needs, in one attribute load.
+        self._recorder = (self._serials, self._serial, self._watch_accessed, self._watched, self._nodes.append)
+
+    @property
+    def persistent(self) -> bool:
+        return self._persistent
+
+    # -- recording -----------------------------------------------------------------
+    def __enter__(self) -> GradientTape:
+        if self._used:
+            raise RuntimeError(
+                "GradientTape: this non-persistent tape was already used by gradient(); "
+                "create a new tape, or pass persistent=True"
+            )
+        active_tapes.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._deactivate()
+
+    def _deactivate(self) -> bool:
+        for i in range(len(active_tapes) - 1, -1, -1):
+            if active_tapes[i] is self:
+                del active_tapes[i]
+                return True
+        return False
+
+    def watch(self, x: Any) -> None:
+        """Watch a Variable (or a list/tuple/dict of them) so that ops on it are recorded."""
+        for v in _flatten(x, "GradientTape.watch", "x")[0]:
+            if v._value.dtype.kind == "f":
+                self._watched[id(v)] = v
+
+    def watched_variables(self) -> list[Variable]:
+        """The Variables watched explicitly with :meth:`watch`."""
+        return list(self._watched.values())
+
+    def stop_recording(self) -> _Paused:
+        """``with tape.stop_recording(): ...`` runs ops without recording them."""
+        return _Paused(self)
+
+    def reset(self) -> None:
+        """Forget everything recorded so far."""
+        self._nodes = []
+        self._watched = {}
+        self._used = False
+        self._set_recorder()
+
+    # -- differentiation -------------------------------------------------------------
+    def gradient(
+        self,
+        target: Any,
+        sources: Any,
+        output_gradients: Any = None,
+        unconnected_gradients: str = "none",
+    ) -> Any:
+        """The gradient of ``target`` with respect to ``sources``.
+
+        ``sources`` may be one Variable or a list, tuple or dict of them; the result
+        has the same structure. A non-scalar target is differentiated as its sum
+        unless ``output_gradients`` gives its cotangent.
+        """
+        if self._used:
+            raise RuntimeError(
+                "GradientTape.gradient can only be called once on a non-persistent tape: "
+                "create the tape with GradientTape(persistent=True) to call gradient() more than once"
+            )
+        mode = str(getattr(unconnected_gradients, "value", unconnected_gradients)).lower()
+        if mode not in ("none", "zero"):
+            raise OpValueError(
+                f"GradientTape.gradient: unconnected_gradients must be 'none' or 'zero', got {unconnected_gradients!r}"
+            )
+        targets = _targets(target)
+        flat_sources, rebuild = _flatten(sources, "GradientTape.gradient", "sources")
+        for i, s in enumerate(flat_sources):
+            if s._value.dtype.kind != "f":
+                label = f"{s.name!r}" if s.name else f"#{i}"
+                raise OpTypeError(
+                    f"GradientTape.gradient: source {label} has dtype {s.dtype}; integer and bool "
+                    f"Variables are constants and have no gradient"
+                )
+        seeds = _seeds(targets, output_gradients)
+
+        # The tape does not record its own backward pass.
+        was_active = self._deactivate()
+        differentiable = bool(active_tapes)
+        try:
+            grads = backprop(self._nodes, targets, seeds, flat_sources, differentiable)
+        finally:
+            if was_active:
+                active_tapes.append(self)
+        if not self._persistent:
+            self._nodes = []
+            self._watched = {}
+            self._used = True
+            self._set_recorder()
+
+        results = []
+        for s in flat_sources:
+            g = grads.get(s) if self._watches(s) else None
+            if g is None:
+                results.append(wrap(np.zeros_like(s._value)) if mode == "zero" else None)
+            elif differentiable and g.__class__ is Variable:
+                results.append(g if g._value.dtype == s._value.dtype else astype_p.apply(g, dtype=s._value.dtype))
+            else:
+                results.append(wrap(_own(g, s._value.dtype)))
+        return rebuild(results)
+
+    def _watches(self, v: Variable) -> bool:
+        return (self._watch_accessed and v._trainable) or self._serial in v._tapes or id(v) in self._watched
+
+    def __repr__(self) -> str:
+        return f"<GradientTape persistent={self._persistent} nodes={len(self._nodes)}>"
+
+
+class _Paused:
+    def __init__(self, tape: GradientTape) -> None:
+        self._tape = tape
+        self._was_active = False
+
+    def __enter__(self) -> None:
+        self._was_active = self._tape._deactivate()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._was_active:
+            active_tapes.append(self._tape)
+
+
+def backprop(nodes: list, targets: list, seeds: list, sources: list, differentiable: bool) -> dict:
+    """Propagate cotangents from ``targets`` back through ``nodes`` (in reverse).
+
+    Returns a dict from Variable to cotangent; entries for Variables that are
+    neither sources nor still needed are dropped as soon as they are used.
+    """
+    grads: dict = {}
+    for t, seed in zip(targets, seeds):
+        prev = grads.get(t)
+        grads[t] = seed if prev is None else prev + seed
+    # Cotangents are dropped once used, except those of sources that are themselves
+    # results of recorded ops.
+    keep = set(sources)
+    pop, get = grads.pop, grads.get
+    for prim, args, vals, params, out, needs in reversed(nodes):
+        g = pop(out, None)
+        if g is None:
+            continue
+        if out in keep:
+            grads[out] = g
+        if differentiable:
+            inputs, outv = args, out
+        else:
+            inputs, outv = vals, out._value
+        rules = prim.vjp_rules
+        if rules is not None:
+            broadcasting = prim.broadcasting
+            i = 0
+            for need in needs:
+                if need:
+                    gi = rules[i](g, outv, *inputs, **params) if params else rules[i](g, outv, *inputs)
+                    if gi is not None:
+                        if broadcasting and gi.shape != vals[i].shape:
+                            gi = sum_to_p(gi, shape=vals[i].shape)
+                        x = args[i]
+                        prev = get(x)
+                        grads[x] = gi if prev is None else prev + gi
+                i += 1
+        else:
+            for i, gi in enumerate(prim.vjp_joint(g, outv, needs, inputs, params or {})):
+                if gi is None or not needs[i]:
+                    continue
+                x = args[i]
+                prev = get(x)
+                grads[x] = gi if prev is None else prev + gi
+    return grads
+
+
+def _own(g: Any, dtype: np.dtype) -> np.ndarray:
+    """A gradient as a writable ndarray of the source's dtype."""
+    if g.__class__ is Variable:
+        g = g._value
+    if g.__class__ is not np.ndarray:
+        return np.asarray(g, dtype=dtype)
+    if g.dtype != dtype:
+        return g.astype(dtype)
+    if not g.flags.writeable:
+        return g.copy()
+    return g
+
+
+def _targets(target: Any) -> list[Variable]:
+    if target.__class__ is Variable:
+        return [target]
+    if isinstance(target, (list, tuple)) and target and all(isinstance(t, Variable) for t in target):
+        return list(target)
+    raise OpTypeError(
+        f"GradientTape.gradient: target must be a Variable or a list of Variables, got {type(target).__name__}"
+    )
+
+
+def _seeds(targets: list[Variable], output_gradients: Any) -> list:
+    if output_gradients is None:
+        return [np.ones_like(t._value) for t in targets]
+    given = output_gradients
+    if len(targets) == 1 and not isinstance(given, (list, tuple)):
+        given = [given]
+    if not isinstance(given, (list, tuple)) or len(given) != len(targets):
+        raise OpValueError(
+            f"GradientTape.gradient: output_gradients must match target: {len(targets)} target(s), "
+            f"got {type(output_gradients).__name__}"
+        )
+    seeds = []
+    for t, og in zip(targets, given):
+        if og is None:
+            seeds.append(np.ones_like(t._value))
+            continue
+        value = og._value if og.__class__ is Variable else np.asarray(og, dtype=t._value.dtype)
+        if value.shape != t._value.shape:
+            raise OpValueError(
+                f"GradientTape.gradient: output_gradients has shape {value.shape}, "
+                f"but target has shape {t._value.shape}"
+            )
+        # A Variable seed is kept as is: a tape may watch it (e.g. forward mode by double VJP).
+        seeds.append(og if og.__class__ is Variable else value)
+    return seeds
+
+
+def _flatten(structure: Any, op: str, arg: str) -> tuple[list[Variable], Callable[[list], Any]]:
+    """Flatten a Variable or nested list/tuple/dict of Variables; return a rebuild function."""
+    if structure.__class__ is Variable:
+        return [structure], lambda flat: flat[0]
+    flat: list[Variable] = []
+
+    def walk(node: Any, path: str) -> Callable[[Any], Any]:
+        if node.__class__ is Variable:
+            index = len(flat)
+            flat.append(node)
+            return lambda values: values[index]
+        if isinstance(node, (list, tuple)):
+            parts = [walk(item, f"{path}[{i}]") for i, item in enumerate(node)]
+            kind = type(node) if type(node) in (list, tuple) else list
+            return lambda values: kind(p(values) for p in parts)
+        if isinstance(node, dict):
+            parts_d = {k: walk(v, f"{path}[{k!r}]") for k, v in node.items()}
+            return lambda values: {k: p(values) for k, p in parts_d.items()}
+        raise OpTypeError(f"{op}: {path} must be a Variable (or a list, tuple or dict of Variables), "
+                          f"got {type(node).__name__}")
+
+    build = walk(structure, arg)
+    return flat, build

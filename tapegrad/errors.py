@@ -1,0 +1,38 @@
+"""Error types and message helpers shared by every package of tapegrad.
+
+Every error raised for bad input names the op (or layer), the argument and the
+shapes or dtypes involved, so that a user can fix the call without a debugger.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class TapegradError(Exception):
+    """Base class of tapegrad's own exceptions."""
+
+
+class OpValueError(TapegradError, ValueError):
+    """A value (usually a shape) an op cannot work with."""
+
+
+class OpTypeError(TapegradError, TypeError):
+    """An argument of a type or dtype an op cannot work with."""
+
+
+class GradcheckError(TapegradError, AssertionError):
+    """Raised by ``gradcheck`` when analytic and numerical derivatives differ."""
+
+
+def describe(value: object) -> str:
+    """A short description of a value for an error message: its shape and dtype."""
+    from .autodiff.variable import Variable
+
+    if isinstance(value, Variable):
+        return f"Variable of shape {value.shape} and dtype {value.dtype}"
+    if isinstance(value, np.ndarray):
+        return f"ndarray of shape {value.shape} and dtype {value.dtype}"
+    if isinstance(value, (bool, int, float, np.generic)):
+        return f"{type(value).__name__} {value!r}"
+    return f"{type(value).__name__}"

@@ -1,0 +1,71 @@
+"""The differentiable ops. Every op takes Variables, NumPy arrays or numbers and returns
+a Variable; the primitives (``*_p``) are what VJP rules and the compiler use."""
+
+from . import operators as _operators  # noqa: F401 - installs Variable's operators
+from .activation import log_softmax, relu, sigmoid, softmax, softplus
+from .constant import bandpart, cast, one_hot, ones, ones_like, shape, stop_gradient, zeros, zeros_like
+from .elementwise import (
+    abs,
+    add,
+    clip_by_value,
+    cos,
+    div,
+    equal,
+    exp,
+    expm1,
+    greater,
+    greater_equal,
+    increment,
+    isfinite,
+    isnan,
+    less,
+    less_equal,
+    log,
+    log1p,
+    logical_and,
+    logical_not,
+    logical_or,
+    maximum,
+    minimum,
+    mul,
+    neg,
+    nop,
+    not_equal,
+    pow,
+    reciprocal,
+    scale,
+    sign,
+    sin,
+    sqrt,
+    square,
+    sub,
+    tan,
+    tanh,
+    where,
+)
+from .linalg import matmul
+from .reduction import argmax, argmin, logsumexp, reduce_max, reduce_mean, reduce_min, reduce_sum
+from .shape import (
+    broadcast_to,
+    concat,
+    expand_dims,
+    gather,
+    getitem,
+    repeat,
+    reshape,
+    split,
+    squeeze,
+    stack,
+    transpose,
+)
+
+__all__ = [
+    "abs", "add", "argmax", "argmin", "bandpart", "broadcast_to", "cast", "clip_by_value", "concat", "cos",
+    "div", "equal", "exp", "expand_dims", "expm1", "gather", "getitem", "greater", "greater_equal",
+    "increment", "isfinite", "isnan", "less", "less_equal", "log", "log1p", "log_softmax", "logical_and",
+    "logical_not", "logical_or", "logsumexp", "matmul", "maximum", "minimum", "mul", "neg", "nop",
+    "not_equal", "one_hot", "ones", "ones_like", "pow", "reciprocal", "reduce_max", "reduce_mean",
+    "reduce_min", "reduce_sum", "relu", "repeat", "reshape", "scale", "shape", "sigmoid", "sign", "sin",
+    "softmax", "softplus", "split", "sqrt", "square", "squeeze", "stack", "stop_gradient", "sub", "tan",
+    "tanh", "transpose", "where", "zeros", "zeros_like",
+]

@@ -1,0 +1,87 @@
+"""Activation and normalisation primitives: sigmoid, relu, softplus, softmax, log_softmax.
+
+All are written to be stable for large inputs: sigmoid and softplus go through
+``logaddexp`` (no overflow for |x| of 1e4), and softmax/log_softmax subtract the
+maximum along the axis first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..autodiff.primitive import Primitive
+from ..autodiff.variable import Variable
+from ..errors import OpValueError
+from .elementwise import exp_p, greater_p, where_p
+from .reduction import reduce_sum_p
+
+ArrayLike = Any
+
+
+def _sigmoid_impl(x: np.ndarray) -> np.ndarray:
+    # 1 / (1 + exp(-x)) == exp(-log(1 + exp(-x))): never overflows, accurate at both tails.
+    return np.exp(-np.logaddexp(0, -x))
+
+
+sigmoid_p = Primitive("sigmoid", _sigmoid_impl)
+sigmoid_p.defvjp(lambda g, out, x: g * (out * (1 - out)))
+
+relu_p = Primitive("relu", lambda x: np.maximum(x, 0))
+relu_p.defvjp(lambda g, out, x: where_p(greater_p(x, 0), g, 0))  # relu'(0) = 0
+
+softplus_p = Primitive("softplus", lambda x: np.logaddexp(0, x))
+softplus_p.defvjp(lambda g, out, x: g * sigmoid_p(x))
+
+
+def _softmax_impl(x: np.ndarray, axis: int) -> np.ndarray:
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+softmax_p = Primitive("softmax", _softmax_impl)
+softmax_p.defvjp(lambda g, out, x, axis: out * (g - reduce_sum_p(g * out, axis=(axis,), keepdims=True)))
+
+
+def _log_softmax_impl(x: np.ndarray, axis: int) -> np.ndarray:
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+log_softmax_p = Primitive("log_softmax", _log_softmax_impl)
+log_softmax_p.defvjp(
+    lambda g, out, x, axis: g - exp_p(out) * reduce_sum_p(g, axis=(axis,), keepdims=True)
+)
+
+
+def sigmoid(x: ArrayLike) -> Variable:
+    """1 / (1 + exp(-x)), stable for large |x|."""
+    return sigmoid_p.apply1(x)
+
+
+def relu(x: ArrayLike) -> Variable:
+    """max(x, 0); its derivative at 0 is 0."""
+    return relu_p.apply1(x)
+
+
+def softplus(x: ArrayLike) -> Variable:
+    """log(1 + exp(x)), stable for large |x|."""
+    return softplus_p.apply1(x)
+
+
+def _axis(x: ArrayLike, axis: int, op: str) -> int:
+    ndim = np.ndim(x._value if isinstance(x, Variable) else x)
+    if ndim == 0 or not -ndim <= axis < ndim:
+        raise OpValueError(f"{op}: axis {axis} is out of range for an input of rank {ndim}")
+    return axis % ndim
+
+
+def softmax(x: ArrayLike, axis: int = -1) -> Variable:
+    """exp(x) / sum(exp(x)) along ``axis``, computed stably."""
+    return softmax_p.apply(x, axis=_axis(x, axis, "softmax"))
+
+
+def log_softmax(x: ArrayLike, axis: int = -1) -> Variable:
+    """x - logsumexp(x) along ``axis``, stable for logits of 1e4 and more."""
+    return log_softmax_p.apply(x, axis=_axis(x, axis, "log_softmax"))

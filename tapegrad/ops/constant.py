@@ -1,0 +1,108 @@
+"""Ops whose results are constants: creation, cast, one_hot, bandpart, shape, stop_gradient.
+
+None of them is recorded on a tape: their results have no gradient.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import _dtypes
+from ..autodiff.variable import Variable, wrap
+from ..errors import OpTypeError, OpValueError
+
+ArrayLike = Any
+
+
+def _value(x: Any, op: str, arg: str = "x") -> np.ndarray:
+    if isinstance(x, Variable):
+        return x._value
+    return _dtypes.to_array(x, None, _dtypes.DEFAULT_FLOAT, op, arg)
+
+
+def _shape(shape: Any, op: str) -> tuple[int, ...]:
+    if isinstance(shape, Variable):
+        shape = shape._value.tolist()
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    try:
+        out = tuple(int(n) for n in shape)
+    except (TypeError, ValueError):
+        raise OpTypeError(f"{op}: shape must be a sequence of ints, got {shape!r}") from None
+    if any(n < 0 for n in out):
+        raise OpValueError(f"{op}: shape {out} has a negative dimension")
+    return out
+
+
+def _float(dtype: Any, op: str) -> np.dtype:
+    return _dtypes.DEFAULT_FLOAT if dtype is None else _dtypes.as_dtype(dtype, op)
+
+
+def zeros(shape: Any, dtype: Any = None) -> Variable:
+    """A constant Variable of zeros (default dtype: float32)."""
+    return wrap(np.zeros(_shape(shape, "zeros"), dtype=_float(dtype, "zeros")))
+
+
+def ones(shape: Any, dtype: Any = None) -> Variable:
+    """A constant Variable of ones (default dtype: float32)."""
+    return wrap(np.ones(_shape(shape, "ones"), dtype=_float(dtype, "ones")))
+
+
+def zeros_like(x: ArrayLike, dtype: Any = None) -> Variable:
+    """Zeros of x's shape (and dtype, unless given)."""
+    v = _value(x, "zeros_like")
+    return wrap(np.zeros(v.shape, dtype=v.dtype if dtype is None else _dtypes.as_dtype(dtype, "zeros_like")))
+
+
+def ones_like(x: ArrayLike, dtype: Any = None) -> Variable:
+    """Ones of x's shape (and dtype, unless given)."""
+    v = _value(x, "ones_like")
+    return wrap(np.ones(v.shape, dtype=v.dtype if dtype is None else _dtypes.as_dtype(dtype, "ones_like")))
+
+
+def cast(x: ArrayLike, dtype: Any) -> Variable:
+    """x converted to ``dtype``. Not differentiable: the result is a constant."""
+    return wrap(_value(x, "cast").astype(_dtypes.as_dtype(dtype, "cast")))
+
+
+def stop_gradient(x: ArrayLike) -> Variable:
+    """The value of x as a constant: no gradient flows through it."""
+    return wrap(_value(x, "stop_gradient"))
+
+
+def shape(x: ArrayLike) -> Variable:
+    """The shape of x as an int64 Variable (not differentiable)."""
+    return wrap(np.asarray(_value(x, "shape").shape, dtype=np.int64))
+
+
+def one_hot(indices: ArrayLike, depth: int, dtype: Any = None, on_value: float = 1, off_value: float = 0) -> Variable:
+    """One-hot vectors of length ``depth`` for integer ``indices`` (a new last axis)."""
+    idx = _value(indices, "one_hot", "indices")
+    if idx.dtype.kind not in "iu":
+        raise OpTypeError(f"one_hot: indices must be integers, got dtype {idx.dtype}")
+    depth = int(depth)
+    if idx.size and (idx.min() < 0 or idx.max() >= depth):
+        bad = idx.min() if idx.min() < 0 else idx.max()
+        raise OpValueError(f"one_hot: index {bad} is out of range for depth {depth}")
+    out = np.full(idx.shape + (depth,), off_value, dtype=_float(dtype, "one_hot"))
+    np.put_along_axis(out, idx[..., None], on_value, axis=-1)
+    return wrap(out)
+
+
+def bandpart(x: ArrayLike, lower: int, upper: int) -> Variable:
+    """Keep the band of each matrix (last two axes): ``lower`` diagonals below and ``upper``
+    above the main one (negative: keep the whole triangle); zero the rest. Not differentiable."""
+    v = _value(x, "bandpart")
+    if v.ndim < 2:
+        raise OpValueError(f"bandpart: x must have at least 2 dimensions, got shape {v.shape}")
+    rows, cols = v.shape[-2:]
+    i = np.arange(rows)[:, None]
+    j = np.arange(cols)[None, :]
+    keep = np.ones((rows, cols), dtype=bool)
+    if lower >= 0:
+        keep &= (i - j) <= lower
+    if upper >= 0:
+        keep &= (j - i) <= upper
+    return wrap(np.where(keep, v, np.zeros((), dtype=v.dtype)))

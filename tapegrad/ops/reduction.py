@@ -1,0 +1,148 @@
+"""Reductions: sum, mean, max, min, logsumexp, argmax/argmin.
+
+``axis`` may be None (all axes), an int or a tuple of ints; ``keepdims`` keeps the
+reduced axes with length 1. Every VJP first reshapes the cotangent to the
+keepdims shape, then broadcasts it against the input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..autodiff.broadcast import astype_p, broadcast_to_p
+from ..autodiff.primitive import Primitive
+from ..autodiff.variable import Variable
+from ..errors import OpValueError
+from .elementwise import equal_p, exp_p
+from .shape import reshape_p
+
+ArrayLike = Any
+
+
+def normalize_axis(axis: Any, ndim: int, op: str) -> tuple[int, ...] | None:
+    """None, an int or a sequence of ints -> None or a sorted tuple of axes in range."""
+    if axis is None:
+        return None
+    if isinstance(axis, Variable):
+        axis = axis._value.tolist()
+    items = axis if isinstance(axis, (tuple, list)) else (axis,)
+    out = []
+    for a in items:
+        try:
+            a = int(a)
+        except (TypeError, ValueError):
+            raise OpValueError(f"{op}: axis must be None, an int or a tuple of ints, got {axis!r}") from None
+        if not -ndim <= a < ndim:
+            raise OpValueError(f"{op}: axis {a} is out of range for an input of rank {ndim}")
+        out.append(a % ndim)
+    if len(set(out)) != len(out):
+        raise OpValueError(f"{op}: axis {axis!r} repeats an axis")
+    return tuple(sorted(out))
+
+
+def keepdims_shape(shape: tuple[int, ...], axis: tuple[int, ...] | None) -> tuple[int, ...]:
+    if axis is None:
+        return (1,) * len(shape)
+    return tuple(1 if i in axis else n for i, n in enumerate(shape))
+
+
+def _expand(g: Any, x: Any, axis: tuple[int, ...] | None, keepdims: bool) -> Any:
+    """Reshape a reduced cotangent to the keepdims shape of x (a differentiable no-copy op)."""
+    return g if keepdims else reshape_p(g, shape=keepdims_shape(np.shape(x), axis))
+
+
+def _count(shape: tuple[int, ...], axis: tuple[int, ...] | None) -> int:
+    if axis is None:
+        return int(np.prod(shape, dtype=np.int64))
+    return int(np.prod([shape[a] for a in axis], dtype=np.int64))
+
+
+reduce_sum_p = Primitive("reduce_sum", lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims))
+reduce_sum_p.defvjp(
+    lambda g, out, x, axis, keepdims: broadcast_to_p(_expand(g, x, axis, keepdims), shape=np.shape(x))
+)
+
+reduce_mean_p = Primitive("reduce_mean", lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims))
+reduce_mean_p.defvjp(
+    lambda g, out, x, axis, keepdims: broadcast_to_p(
+        _expand(g, x, axis, keepdims) / _count(np.shape(x), axis), shape=np.shape(x)
+    )
+)
+
+
+def _chooser_rule(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
+    # Every element equal to the extreme value gets an equal share of the gradient.
+    mask = astype_p(equal_p(x, _expand(out, x, axis, keepdims)), dtype=np.result_type(out))
+    share = _expand(g, x, axis, keepdims) / reduce_sum_p(mask, axis=axis, keepdims=True)
+    return mask * share
+
+
+reduce_max_p = Primitive("reduce_max", lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims))
+reduce_max_p.defvjp(_chooser_rule)
+reduce_min_p = Primitive("reduce_min", lambda x, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims))
+reduce_min_p.defvjp(_chooser_rule)
+
+
+def _logsumexp_impl(x: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)  # all -inf (or inf) along the axis: no shift
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.reshape(out, np.shape(np.sum(x, axis=axis)))
+
+
+logsumexp_p = Primitive("logsumexp", _logsumexp_impl)
+logsumexp_p.defvjp(
+    lambda g, out, x, axis, keepdims: _expand(g, x, axis, keepdims) * exp_p(x - _expand(out, x, axis, keepdims))
+)
+
+argmax_p = Primitive("argmax", lambda x, axis: np.argmax(x, axis=axis), differentiable=False)
+argmin_p = Primitive("argmin", lambda x, axis: np.argmin(x, axis=axis), differentiable=False)
+
+
+def _reduce(prim: Primitive, x: ArrayLike, axis: Any, keepdims: bool) -> Variable:
+    ndim = np.ndim(x._value if isinstance(x, Variable) else x)
+    return prim.apply(x, axis=normalize_axis(axis, ndim, prim.name), keepdims=bool(keepdims))
+
+
+def reduce_sum(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Variable:
+    """Sum over ``axis`` (None: all axes)."""
+    return _reduce(reduce_sum_p, x, axis, keepdims)
+
+
+def reduce_mean(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Variable:
+    """Mean over ``axis`` (None: all axes)."""
+    return _reduce(reduce_mean_p, x, axis, keepdims)
+
+
+def reduce_max(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Variable:
+    """Maximum over ``axis``; tied maxima share the gradient evenly."""
+    return _reduce(reduce_max_p, x, axis, keepdims)
+
+
+def reduce_min(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Variable:
+    """Minimum over ``axis``; tied minima share the gradient evenly."""
+    return _reduce(reduce_min_p, x, axis, keepdims)
+
+
+def logsumexp(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Variable:
+    """log(sum(exp(x))) over ``axis``, computed stably (no overflow for logits of 1e4)."""
+    return _reduce(logsumexp_p, x, axis, keepdims)
+
+
+def _arg(prim: Primitive, x: ArrayLike, axis: Any) -> Variable:
+    if axis is not None:
+        ndim = np.ndim(x._value if isinstance(x, Variable) else x)
+        (axis,) = normalize_axis(int(axis), ndim, prim.name) or (None,)
+    return prim.apply(x, axis=axis)
+
+
+def argmax(x: ArrayLike, axis: Any = None) -> Variable:
+    """Index of the maximum along ``axis`` (None: of the flattened array). Not differentiable."""
+    return _arg(argmax_p, x, axis)
+
+
+def argmin(x: ArrayLike, axis: Any = None) -> Variable:
+    """Index of the minimum along ``axis`` (None: of the flattened array). Not differentiable."""
+    return _arg(argmin_p, x, axis)
