@@ -72,7 +72,7 @@ y_true = np.random.random(output_size)
 weights = tg.Variable(np.random.random((input_size, output_size)))
 
 loss_vals = []
-for i in range(100):
+for _ in range(100):
     with tg.GradientTape() as tape:
         y_pred = tg.matmul(x, weights)
         loss = tg.reduce_sum((y_true - y_pred) * (y_true - y_pred))

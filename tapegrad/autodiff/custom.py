@@ -17,19 +17,20 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
+from numpy import asarray as _asarray
+
 from ..errors import OpTypeError, OpValueError
 from .primitive import Primitive, active_tapes, record
 from .variable import Variable, wrap
 
 
 def _custom_rule(g: Any, out: Any, needs: tuple, inputs: tuple, params: dict) -> list:
-    raw = g.__class__ is not Variable
-    result = params["backward"](wrap(g) if raw else g)
+    result = params["backward"](g if g.__class__ is Variable else wrap(_asarray(g)))
     grads = list(result) if isinstance(result, (list, tuple)) else [result]
     if len(grads) != len(needs):
         raise OpValueError(f"custom_gradient {params['name']}: backward returned {len(grads)} gradient(s) "
                            f"for {len(needs)} argument(s)")
-    if raw:  # nobody differentiates this pass: hand plain arrays back to the tape
+    if not active_tapes:  # nobody differentiates this pass: hand plain arrays back to the tape
         grads = [gi._value if isinstance(gi, Variable) else gi for gi in grads]
     return grads
 
@@ -50,8 +51,7 @@ def custom_gradient(f: Callable) -> Callable:
         if not (isinstance(result, tuple) and len(result) == 2 and callable(result[1])):
             raise OpTypeError(f"custom_gradient {f.__name__}: the function must return (output, backward)")
         y, backward = result
-        value = y._value if isinstance(y, Variable) else y
-        out = wrap(value)
+        out = wrap(y._value if isinstance(y, Variable) else _asarray(y))
         if active_tapes:
             vals = tuple(a._value if isinstance(a, Variable) else a for a in args)
             record(prim, tuple(args), vals, {"backward": backward, "name": f.__name__}, out)

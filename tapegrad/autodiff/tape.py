@@ -139,12 +139,6 @@ class GradientTape:
         finally:
             if was_active:
                 active_tapes.append(self)
-        if not self._persistent:
-            self._nodes = []
-            self._watched = {}
-            self._used = True
-            self._set_recorder()
-
         results = []
         for s in flat_sources:
             g = grads.get(s) if self._watches(s) else None
@@ -154,6 +148,11 @@ class GradientTape:
                 results.append(g if g._value.dtype == s._value.dtype else astype_p.apply(g, dtype=s._value.dtype))
             else:
                 results.append(wrap(_own(g, s._value.dtype)))
+        if not self._persistent:
+            self._nodes = []
+            self._watched = {}
+            self._used = True
+            self._set_recorder()
         return rebuild(results)
 
     def _watches(self, v: Variable) -> bool:

@@ -131,10 +131,16 @@ class Variable:
         return v
 
     def __float__(self) -> float:
-        return float(self._value)
+        return float(self._scalar("float"))
 
     def __int__(self) -> int:
-        return int(self._value)
+        return int(self._scalar("int"))
+
+    def _scalar(self, kind: str) -> Any:
+        v = self._value
+        if v.size != 1:
+            raise TypeError(f"{kind}(): only a Variable of size 1 converts to a Python number, got shape {v.shape}")
+        return v.reshape(()) if v.ndim else v
 
     def __index__(self) -> int:
         if self._value.dtype.kind not in "iub":
