@@ -28,6 +28,40 @@ from .ops import *  # noqa: F403
 
 __version__ = "0.1.0"
 
+# The neural-network package is imported on first use, so that `import tapegrad`
+# stays as cheap as `import numpy`.
+_LAZY = {
+    "layers": ("tapegrad.nn.layers", None),
+    "losses": ("tapegrad.nn.losses", None),
+    "optimizers": ("tapegrad.nn.optimizers", None),
+    "metrics": ("tapegrad.nn.metrics", None),
+    "activations": ("tapegrad.nn.activations", None),
+    "initializers": ("tapegrad.nn.initializers", None),
+    "callbacks": ("tapegrad.nn.models.callbacks", None),
+    "data": ("tapegrad.nn.data", None),
+    "datasets": ("tapegrad.nn.datasets", None),
+    "models": ("tapegrad.nn.models", None),
+    "Model": ("tapegrad.nn.models", "Model"),
+    "AbstractModel": ("tapegrad.nn.models", "AbstractModel"),
+    "Sequential": ("tapegrad.nn.models", "Sequential"),
+    "History": ("tapegrad.nn.models", "History"),
+    "load_model": ("tapegrad.nn.models", "load_model"),
+    "register_model": ("tapegrad.nn.models", "register_model"),
+    "set_seed": ("tapegrad.nn.random", "set_seed"),
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        module_name, attr = _LAZY[name]
+        module = importlib.import_module(module_name)
+        value = module if attr is None else getattr(module, attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tapegrad' has no attribute {name!r}")
+
 __all__ = [
     "Backend", "GradcheckError", "Gradient", "GradientTape", "NeuralNetworks", "OpTypeError", "OpValueError",
     "Primitive", "TapegradError", "Variable", "custom_gradient", "grad", "gradcheck", "hessian", "jacobian",

@@ -51,6 +51,69 @@ class NeuralNetworks:
         with tape:
             return fn()
 
+    # Builders of the neural-network package: nn.layers.Dense(...), nn.losses.X(), ...
+    @property
+    def layers(self) -> ModuleBuilder:
+        return ModuleBuilder(self, "tapegrad.nn.layers", pass_dtype=True)
+
+    @property
+    def losses(self) -> ModuleBuilder:
+        return ModuleBuilder(self, "tapegrad.nn.losses")
+
+    @property
+    def optimizers(self) -> ModuleBuilder:
+        return ModuleBuilder(self, "tapegrad.nn.optimizers")
+
+    @property
+    def metrics(self) -> ModuleBuilder:
+        return ModuleBuilder(self, "tapegrad.nn.metrics")
+
+    @property
+    def data(self) -> ModuleBuilder:
+        return ModuleBuilder(self, "tapegrad.nn.data")
+
+    @property
+    def datasets(self) -> ModuleBuilder:
+        return ModuleBuilder(self, "tapegrad.nn.datasets")
+
+    @property
+    def models(self) -> ModuleBuilder:
+        return ModuleBuilder(self, "tapegrad.nn.models", pass_dtype=True)
+
+
+class ModuleBuilder:
+    """``nn.layers`` and friends: attribute access gives the module's classes; with
+    ``pass_dtype`` the constructors get ``dtype=nn.dtype`` unless it is given. Calling the
+    builder returns it, so Rindow's ``$nn->layers()->Dense(...)`` reads
+    ``nn.layers().Dense(...)``."""
+
+    def __init__(self, nn: NeuralNetworks, module: str, pass_dtype: bool = False) -> None:
+        self._nn = nn
+        self._module = module
+        self._pass_dtype = pass_dtype
+
+    def __call__(self) -> ModuleBuilder:
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        target = getattr(importlib.import_module(self._module), name)
+        if not (self._pass_dtype and isinstance(target, type)):
+            return target
+        dtype = self._nn.dtype
+
+        def build(*args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("dtype", dtype)
+            return target(*args, **kwargs)
+
+        build.__name__ = build.__qualname__ = name
+        build.__doc__ = target.__doc__
+        return build
+
+    def __dir__(self) -> list[str]:
+        return list(getattr(importlib.import_module(self._module), "__all__", []))
+
 
 class Gradient:
     """``g``: Variable, GradientTape and every op of :mod:`tapegrad.ops`, in ``nn``'s dtype."""

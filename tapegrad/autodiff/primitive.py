@@ -176,7 +176,7 @@ def _make_apply1(prim: Primitive) -> Callable[[Any], Variable]:
         res = _new_object(Variable)
         res._value = out
         res._trainable = False
-        res._flag_trainable = False
+        res._leaf = None
         res._tapes = ()
         res.name = None
         if tapes and differentiable:
@@ -216,7 +216,7 @@ def _make_apply2(prim: Primitive, reflected: bool = False) -> Callable[[Any, Any
         res = _new_object(Variable)
         res._value = out
         res._trainable = False
-        res._flag_trainable = False
+        res._leaf = None
         res._tapes = ()
         res.name = None
         if tapes and differentiable:

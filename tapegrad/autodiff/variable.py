@@ -29,7 +29,7 @@ class Variable:
     differentiated.
     """
 
-    __slots__ = ("_value", "_trainable", "_tapes", "_flag_trainable", "name", "__weakref__")
+    __slots__ = ("_value", "_trainable", "_tapes", "_leaf", "name", "__weakref__")
 
     # NumPy must defer to Variable: ``ndarray - Variable`` calls Variable.__rsub__
     # instead of turning the Variable into an array.
@@ -50,8 +50,10 @@ class Variable:
         # The Variable owns a private copy: changing the source later does not change it.
         self._value = np.array(arr, copy=True)
         self.name = name
-        self._flag_trainable = bool(trainable)
-        self._trainable = self._flag_trainable and self._value.dtype.kind == "f"
+        # _leaf: the user's trainable flag for a Variable made by the constructor, None for
+        # an op result (which may be a view of another Variable's data).
+        self._leaf = bool(trainable)
+        self._trainable = self._leaf and self._value.dtype.kind == "f"
         self._tapes: tuple = ()
 
     # -- the value -----------------------------------------------------------------
@@ -85,9 +87,11 @@ class Variable:
                 f"{self._label()}"
             )
         target = self._value
-        if target.__class__ is not np.ndarray or target.base is not None or not target.flags.writeable:
+        if self._leaf is None or target.__class__ is not np.ndarray or not target.flags.writeable:
             # An op result may be a view of its input (reshape, slicing): copy before
-            # writing so that the input is not changed behind the user's back.
+            # writing so that the input is not changed behind the user's back. A leaf
+            # writes in place, also when its data is a view (e.g. of an optimizer's
+            # flat parameter buffer).
             self._value = np.array(new, dtype=target.dtype, copy=True)
         else:
             np.copyto(target, new)
@@ -95,12 +99,12 @@ class Variable:
 
     @property
     def trainable(self) -> bool:
-        return self._flag_trainable
+        return bool(self._leaf)
 
     @trainable.setter
     def trainable(self, flag: bool) -> None:
-        self._flag_trainable = bool(flag)
-        self._trainable = self._flag_trainable and self._value.dtype.kind == "f"
+        self._leaf = bool(flag)
+        self._trainable = self._leaf and self._value.dtype.kind == "f"
 
     # -- ndarray-like attributes ---------------------------------------------------
     @property
@@ -170,7 +174,7 @@ class Variable:
         return f" (Variable {self.name!r})" if self.name else ""
 
     def __reduce__(self) -> Any:  # copy/deepcopy support; values only
-        return (_rebuild, (self._value, self.name, self._flag_trainable))
+        return (_rebuild, (self.value(), self.name, bool(self._leaf)))
 
 
 def _rebuild(value: np.ndarray, name: str | None, trainable: bool) -> Variable:
@@ -188,7 +192,7 @@ def wrap(value: np.ndarray) -> Variable:
     v = _new_object(Variable)
     v._value = value
     v._trainable = False
-    v._flag_trainable = False
+    v._leaf = None
     v._tapes = ()
     v.name = None
     return v

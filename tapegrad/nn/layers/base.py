@@ -1,0 +1,229 @@
+"""Layer: the base of every layer and model.
+
+A layer builds its weights lazily, from the shape of its first input (without the
+batch axis), or from ``input_shape`` when given. After that an input of another
+shape is an error that names the layer and both shapes.
+
+Subclasses implement:
+
+* ``build(input_shape)``: create weights with :meth:`add_weight`;
+* ``call(inputs, training=None)``: the forward computation with tapegrad ops;
+* ``get_config()``: the constructor arguments, JSON-serialisable (call super's);
+* optionally ``compute_output_shape(input_shape)``.
+
+Multi-input layers receive a list of inputs and a list of shapes. Convolution,
+recurrent and attention layers fit the same contract: they only add weights in
+``build`` and ops in ``call``; a layer that needs extra call arguments (masks,
+states) declares them as keyword arguments of ``call``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Any, Callable
+
+import numpy as np
+
+from ... import _dtypes
+from ...autodiff.variable import Variable
+from ...errors import OpTypeError, OpValueError
+
+_name_counters: dict[str, itertools.count] = {}
+
+
+def unique_name(base: str) -> str:
+    """Rindow/Keras default names: dense, dense_1, dense_2, ..."""
+    counter = _name_counters.setdefault(base, itertools.count())
+    n = next(counter)
+    return base if n == 0 else f"{base}_{n}"
+
+
+def reset_names() -> None:
+    """Restart default layer names (dense, dense_1, ...) from the beginning."""
+    _name_counters.clear()
+
+
+def snake_case(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+Shape = tuple  # a shape without the batch axis; entries may be None (free)
+
+
+def _shape_of(x: Any) -> tuple[int, ...]:
+    if isinstance(x, Variable):
+        return x.shape
+    return np.shape(x)
+
+
+class Layer:
+    """Base class of layers (and models). See the module docstring for the contract."""
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        input_shape: Any = None,
+        dtype: Any = None,
+        trainable: bool = True,
+    ) -> None:
+        self.name = name if name is not None else unique_name(snake_case(type(self).__name__))
+        self.dtype = _dtypes.DEFAULT_FLOAT if dtype is None else _dtypes.as_dtype(dtype, self.name)
+        self.input_shape: Any = None if input_shape is None else _as_shape(input_shape)
+        self.output_shape: Any = None
+        self.built = False
+        self._trainable = bool(trainable)
+        self._weights: list[Variable] = []
+
+    # -- weights ----------------------------------------------------------------------
+    def add_weight(
+        self,
+        name: str,
+        shape: Any,
+        initializer: Any = "zeros",
+        trainable: bool = True,
+        dtype: Any = None,
+    ) -> Variable:
+        """Create a weight Variable owned by this layer."""
+        from .. import initializers
+
+        shape = tuple(int(n) for n in shape)
+        dt = self.dtype if dtype is None else _dtypes.as_dtype(dtype, self.name)
+        value = initializers.get(initializer)(shape, dt)
+        var = Variable(np.asarray(value, dtype=dt), name=f"{self.name}/{name}", trainable=trainable)
+        self._weights.append(var)
+        return var
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, flag: bool) -> None:
+        self._trainable = bool(flag)
+
+    def variables(self) -> list[Variable]:
+        """Every weight of this layer (trainable and not), in creation order."""
+        return list(self._weights)
+
+    def trainable_variables(self) -> list[Variable]:
+        return [v for v in self._weights if v.trainable] if self._trainable else []
+
+    def non_trainable_variables(self) -> list[Variable]:
+        return [v for v in self.variables() if v not in self.trainable_variables()]
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of the weights' values."""
+        return [v.value().copy() for v in self.variables()]
+
+    def set_weights(self, weights: list[Any]) -> None:
+        """Assign values to the weights, in the order of :meth:`get_weights`."""
+        variables = self.variables()
+        if len(weights) != len(variables):
+            raise OpValueError(
+                f"{self.name}: set_weights got {len(weights)} arrays, but the layer has {len(variables)} weights"
+                + ("" if self.built else " (it is not built yet: call it once, or give input_shape)")
+            )
+        for var, value in zip(variables, weights):
+            arr = np.asarray(value.value() if isinstance(value, Variable) else value)
+            if arr.shape != var.shape:
+                raise OpValueError(f"{self.name}: weight {var.name} has shape {var.shape}, got {arr.shape}")
+            var.assign(arr.astype(var.dtype, copy=False))
+
+    def count_params(self) -> int:
+        return int(sum(v.size for v in self.variables()))
+
+    # -- building and calling ---------------------------------------------------------
+    def build(self, input_shape: Any) -> None:
+        """Create the weights for inputs of ``input_shape`` (batch axis excluded)."""
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement call()")
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return None  # unknown until the first call
+
+    def __call__(self, inputs: Any, training: bool | None = None, **kwargs: Any) -> Any:
+        shape = self._input_shape_of(inputs)
+        if not self.built:
+            if self.input_shape is not None:
+                self._check_shape(self.input_shape, shape)
+            self.input_shape = shape if self.input_shape is None else self.input_shape
+            self.build(self.input_shape)
+            self.built = True
+        else:
+            self._check_shape(self.input_shape, shape)
+        outputs = self.call(inputs, training=training, **kwargs)
+        if self.output_shape is None:
+            self.output_shape = _output_shape(outputs)
+        return outputs
+
+    forward = __call__
+
+    def _input_shape_of(self, inputs: Any) -> Any:
+        if isinstance(inputs, (list, tuple)):
+            return [tuple(_shape_of(x)[1:]) for x in inputs]
+        shape = _shape_of(inputs)
+        if len(shape) == 0:
+            raise OpValueError(f"{self.name}: inputs must have a batch axis, got a scalar")
+        return tuple(shape[1:])
+
+    def _check_shape(self, expected: Any, got: Any) -> None:
+        if isinstance(expected, list) != isinstance(got, list) or not _compatible(expected, got):
+            raise OpValueError(
+                f"{self.name}: expected inputs of shape {_show(expected)} (batch axis excluded), got {_show(got)}"
+            )
+
+    # -- configuration ----------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments as JSON-serialisable values."""
+        config: dict[str, Any] = {"name": self.name, "dtype": str(self.dtype), "trainable": self._trainable}
+        if self.input_shape is not None:
+            config["input_shape"] = _jsonable_shape(self.input_shape)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
+
+
+def _as_shape(shape: Any) -> Any:
+    if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple)):
+        return [_as_shape(s) for s in shape]
+    if isinstance(shape, (int, np.integer)):
+        return (int(shape),)
+    try:
+        return tuple(None if n is None else int(n) for n in shape)
+    except TypeError:
+        raise OpTypeError(f"input_shape must be a sequence of ints, got {shape!r}") from None
+
+
+def _compatible(expected: Any, got: Any) -> bool:
+    if isinstance(expected, list):
+        return len(expected) == len(got) and all(_compatible(e, s) for e, s in zip(expected, got))
+    return len(expected) == len(got) and all(e is None or e == s for e, s in zip(expected, got))
+
+
+def _show(shape: Any) -> str:
+    if isinstance(shape, list):
+        return "[" + ", ".join(_show(s) for s in shape) + "]"
+    return str(tuple(shape))
+
+
+def _jsonable_shape(shape: Any) -> Any:
+    if isinstance(shape, list):
+        return [_jsonable_shape(s) for s in shape]
+    return list(shape)
+
+
+def _output_shape(outputs: Any) -> Any:
+    if isinstance(outputs, (list, tuple)):
+        return [tuple(_shape_of(o)[1:]) for o in outputs]
+    return tuple(_shape_of(outputs)[1:])
+
+
+LayerFactory = Callable[..., Layer]
