@@ -15,15 +15,10 @@ from the package.
 """
 
 from . import ops
-from .autodiff.custom import custom_gradient
-from .autodiff.functional import grad, hessian, jacobian, value_and_grad
-from .autodiff.gradcheck import gradcheck
 from .autodiff.primitive import Primitive
 from .autodiff.tape import GradientTape
 from .autodiff.variable import Variable
-from .builder import Backend, Gradient, NeuralNetworks
 from .errors import GradcheckError, OpTypeError, OpValueError, TapegradError
-from .format import to_string
 from .ops import *  # noqa: F403
 
 __version__ = "0.1.0"
@@ -31,6 +26,16 @@ __version__ = "0.1.0"
 # The neural-network package is imported on first use, so that `import tapegrad`
 # stays as cheap as `import numpy`.
 _LAZY = {
+    "NeuralNetworks": ("tapegrad.builder", "NeuralNetworks"),
+    "Gradient": ("tapegrad.builder", "Gradient"),
+    "Backend": ("tapegrad.builder", "Backend"),
+    "grad": ("tapegrad.autodiff.functional", "grad"),
+    "value_and_grad": ("tapegrad.autodiff.functional", "value_and_grad"),
+    "jacobian": ("tapegrad.autodiff.functional", "jacobian"),
+    "hessian": ("tapegrad.autodiff.functional", "hessian"),
+    "gradcheck": ("tapegrad.autodiff.gradcheck", "gradcheck"),
+    "custom_gradient": ("tapegrad.autodiff.custom", "custom_gradient"),
+    "to_string": ("tapegrad.format", "to_string"),
     "layers": ("tapegrad.nn.layers", None),
     "losses": ("tapegrad.nn.losses", None),
     "optimizers": ("tapegrad.nn.optimizers", None),
@@ -61,6 +66,10 @@ def __getattr__(name: str) -> object:
         globals()[name] = value
         return value
     raise AttributeError(f"module 'tapegrad' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "Backend", "GradcheckError", "Gradient", "GradientTape", "NeuralNetworks", "OpTypeError", "OpValueError",

@@ -157,6 +157,11 @@ def as_value(out: Any) -> Any:
     return _asarray(out)
 
 
+# The NumPy scalar types op results may be (checked by class, faster than isinstance).
+_SCALAR_TYPES = frozenset({np.float64, np.float32, np.float16, np.int64, np.int32, np.int16, np.int8,
+                           np.uint64, np.uint32, np.uint16, np.uint8, np.bool_})
+
+
 _new_object = object.__new__
 
 
@@ -171,7 +176,7 @@ def _make_apply1(prim: Primitive) -> Callable[[Any], Variable]:
             out = impl(xv)
         except (ValueError, TypeError, IndexError) as exc:
             raise error(exc, [xv], {}) from None
-        if out.__class__ is not _ndarray:
+        if out.__class__ is not _ndarray and out.__class__ not in _SCALAR_TYPES:
             out = as_value(out)
         res = _new_object(Variable)
         res._value = out
@@ -211,7 +216,7 @@ def _make_apply2(prim: Primitive, reflected: bool = False) -> Callable[[Any, Any
             out = impl(xv, yv)
         except (ValueError, TypeError, IndexError) as exc:
             raise error(exc, [xv, yv], {}) from None
-        if out.__class__ is not _ndarray:
+        if out.__class__ is not _ndarray and out.__class__ not in _SCALAR_TYPES:
             out = as_value(out)
         res = _new_object(Variable)
         res._value = out

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import OpTypeError, OpValueError
 from .broadcast import astype_p, sum_to_p
-from .primitive import active_tapes
+from .primitive import _SCALAR_TYPES, active_tapes
 from .variable import Variable, wrap
 
 _serial_numbers = itertools.count(1)
@@ -115,12 +115,15 @@ class GradientTape:
                 "GradientTape.gradient can only be called once on a non-persistent tape: "
                 "create the tape with GradientTape(persistent=True) to call gradient() more than once"
             )
-        mode = str(getattr(unconnected_gradients, "value", unconnected_gradients)).lower()
-        if mode not in ("none", "zero"):
-            raise OpValueError(
-                f"GradientTape.gradient: unconnected_gradients must be 'none' or 'zero', got {unconnected_gradients!r}"
-            )
-        targets = _targets(target)
+        mode = unconnected_gradients
+        if mode != "none":
+            mode = str(getattr(mode, "value", mode)).lower()  # also accept an enum
+            if mode not in ("none", "zero"):
+                raise OpValueError(
+                    f"GradientTape.gradient: unconnected_gradients must be 'none' or 'zero', "
+                    f"got {unconnected_gradients!r}"
+                )
+        targets = [target] if target.__class__ is Variable else _targets(target)
         flat_sources, rebuild = _flatten(sources, "GradientTape.gradient", "sources")
         for i, s in enumerate(flat_sources):
             if s._value.dtype.kind != "f":
@@ -140,8 +143,12 @@ class GradientTape:
             if was_active:
                 active_tapes.append(self)
         results = []
+        get = grads.get
+        serial, accessed, watched = self._serial, self._watch_accessed, self._watched
         for s in flat_sources:
-            g = grads.get(s) if self._watches(s) else None
+            g = get(s)
+            if g is not None and not ((accessed and s._trainable) or serial in s._tapes or id(s) in watched):
+                g = None  # not watched by this tape (TensorFlow semantics)
             if g is None:
                 results.append(wrap(np.zeros_like(s._value)) if mode == "zero" else None)
             elif differentiable and g.__class__ is Variable:
@@ -207,7 +214,8 @@ def backprop(nodes: list, targets: list, seeds: list, sources: list, differentia
                 if need:
                     gi = rules[i](g, outv, *inputs, **params) if params else rules[i](g, outv, *inputs)
                     if gi is not None:
-                        if broadcasting and gi.shape != vals[i].shape:
+                        # (a NumPy-scalar cotangent belongs to a 0-d output: nothing to unbroadcast)
+                        if broadcasting and gi.__class__ not in _SCALAR_TYPES and gi.shape != vals[i].shape:
                             gi = sum_to_p(gi, shape=vals[i].shape)
                         x = args[i]
                         prev = get(x)
@@ -228,7 +236,7 @@ def _own(g: Any, dtype: np.dtype) -> np.ndarray:
     if g.__class__ is Variable:
         g = g._value
     if g.__class__ is not np.ndarray:
-        return np.asarray(g, dtype=dtype)
+        return np.array(g, dtype=dtype)
     if g.dtype != dtype:
         return g.astype(dtype)
     if not g.flags.writeable:
@@ -246,9 +254,14 @@ def _targets(target: Any) -> list[Variable]:
     )
 
 
+def _ones(value: Any) -> Any:
+    # A 0-d target gets a NumPy scalar seed: NumPy computes on scalars much faster.
+    return value.dtype.type(1) if value.ndim == 0 else np.ones(value.shape, value.dtype)
+
+
 def _seeds(targets: list[Variable], output_gradients: Any) -> list:
     if output_gradients is None:
-        return [np.ones_like(t._value) for t in targets]
+        return [_ones(t._value) for t in targets]
     given = output_gradients
     if len(targets) == 1 and not isinstance(given, (list, tuple)):
         given = [given]
@@ -260,7 +273,7 @@ def _seeds(targets: list[Variable], output_gradients: Any) -> list:
     seeds = []
     for t, og in zip(targets, given):
         if og is None:
-            seeds.append(np.ones_like(t._value))
+            seeds.append(_ones(t._value))
             continue
         value = og._value if og.__class__ is Variable else np.asarray(og, dtype=t._value.dtype)
         if value.shape != t._value.shape:
@@ -273,10 +286,17 @@ def _seeds(targets: list[Variable], output_gradients: Any) -> list:
     return seeds
 
 
+def _first(flat: list) -> Any:
+    return flat[0]
+
+
 def _flatten(structure: Any, op: str, arg: str) -> tuple[list[Variable], Callable[[list], Any]]:
     """Flatten a Variable or nested list/tuple/dict of Variables; return a rebuild function."""
     if structure.__class__ is Variable:
-        return [structure], lambda flat: flat[0]
+        return [structure], _first
+    kind = structure.__class__
+    if (kind is list or kind is tuple) and all(v.__class__ is Variable for v in structure):
+        return list(structure), (list if kind is list else tuple)
     flat: list[Variable] = []
 
     def walk(node: Any, path: str) -> Callable[[Any], Any]:
