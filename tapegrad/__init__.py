@@ -71,8 +71,8 @@ def __getattr__(name: str) -> object:
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
+
 __all__ = [
-    "Backend", "GradcheckError", "Gradient", "GradientTape", "NeuralNetworks", "OpTypeError", "OpValueError",
-    "Primitive", "TapegradError", "Variable", "custom_gradient", "grad", "gradcheck", "hessian", "jacobian",
-    "to_string", "value_and_grad", *ops.__all__,
+    "GradcheckError", "GradientTape", "OpTypeError", "OpValueError", "Primitive", "TapegradError", "Variable",
+    *_LAZY, *ops.__all__,
 ]
