@@ -48,7 +48,10 @@ class Variable:
             value = value._value
         arr = _dtypes.to_array(value, dt, _dtypes.DEFAULT_FLOAT, "Variable", "value")
         # The Variable owns a private copy: changing the source later does not change it.
-        self._value = np.array(arr, copy=True)
+        value = np.array(arr, copy=True)
+        # A 0-d value is held as a NumPy scalar, like 0-d op results: NumPy computes on
+        # scalars about ten times faster than on 0-d arrays, and much slower on a mix.
+        self._value = value[()] if value.ndim == 0 else value
         self.name = name
         # _leaf: the user's trainable flag for a Variable made by the constructor, None for
         # an op result (which may be a view of another Variable's data).
@@ -87,7 +90,9 @@ class Variable:
                 f"{self._label()}"
             )
         target = self._value
-        if self._leaf is None or target.__class__ is not np.ndarray or not target.flags.writeable:
+        if target.__class__ is not np.ndarray:  # a NumPy scalar (0-d): rebind
+            self._value = new.astype(target.dtype)[()]
+        elif self._leaf is None or not target.flags.writeable:
             # An op result may be a view of its input (reshape, slicing): copy before
             # writing so that the input is not changed behind the user's back. A leaf
             # writes in place, also when its data is a view (e.g. of an optimizer's
