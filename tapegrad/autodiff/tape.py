@@ -235,6 +235,8 @@ def _own(g: Any, dtype: np.dtype) -> np.ndarray:
     """A gradient as a writable ndarray of the source's dtype."""
     if g.__class__ is Variable:
         g = g._value
+    if g.__class__ in _SCALAR_TYPES:  # 0-d: NumPy scalars are immutable, nothing to copy
+        return g if g.dtype == dtype else dtype.type(g)
     if g.__class__ is not np.ndarray:
         return np.array(g, dtype=dtype)
     if g.dtype != dtype:

@@ -4,10 +4,15 @@ Each primitive is defined once: its NumPy forward and, next to it, its VJP rule
 written with primitives and Python operators (so the rule is differentiable).
 Binary ops follow NumPy broadcasting; the tape sums each cotangent back to its
 input's shape.
+
+Arithmetic forwards are the ``operator`` functions rather than the ufuncs: on NumPy
+scalars (0-d values) ``a * b`` takes NumPy's scalar fast path, ~15x faster than
+``np.multiply(a, b)``; on arrays both are the same ufunc call.
 """
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
@@ -25,23 +30,32 @@ def _binary(name: str, impl: Any, **kw: Any) -> Primitive:
 
 
 # -- arithmetic ---------------------------------------------------------------------
-add_p = _binary("add", np.add)
+add_p = _binary("add", operator.add)
 add_p.defvjp(lambda g, out, x, y: g, lambda g, out, x, y: g)
 
-sub_p = _binary("sub", np.subtract)
+sub_p = _binary("sub", operator.sub)
 sub_p.defvjp(lambda g, out, x, y: g, lambda g, out, x, y: -g)
 
-mul_p = _binary("mul", np.multiply)
+mul_p = _binary("mul", operator.mul)
 mul_p.defvjp(lambda g, out, x, y: g * y, lambda g, out, x, y: g * x)
 
-div_p = _binary("div", np.true_divide)
+div_p = _binary("div", operator.truediv)
 div_p.defvjp(lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y)
 
-neg_p = Primitive("neg", np.negative)
+neg_p = Primitive("neg", operator.neg)
 neg_p.defvjp(lambda g, out, x: -g)
 
 nop_p = Primitive("nop", lambda x: x)
 nop_p.defvjp(lambda g, out, x: g)
+
+
+def _pow_base_rule(g: Any, out: Any, x: Any, y: Any) -> Any:
+    # d/dx x**y = y * x**(y-1). Where y == 0 that is 0 * x**-1, which is 0 * inf = NaN at
+    # x == 0 although x**0 is constant: the exponent is made safe first (double-where
+    # pattern), so that x**0 has derivative 0 and x**1 has second derivative 0 everywhere.
+    if y.__class__ is int or y.__class__ is float:  # the common x ** 2: decided in Python
+        return g * 0 if y == 0 else g * y * x ** (y - 1)
+    return g * y * x ** where_p(equal_p(y, 0), 1, y - 1)
 
 
 def _pow_exponent_rule(g: Any, out: Any, x: Any, y: Any) -> Any:
@@ -51,8 +65,8 @@ def _pow_exponent_rule(g: Any, out: Any, x: Any, y: Any) -> Any:
     return g * out * log_p(safe_x)
 
 
-pow_p = _binary("pow", np.power)
-pow_p.defvjp(lambda g, out, x, y: g * y * x ** (y - 1), _pow_exponent_rule)
+pow_p = _binary("pow", operator.pow)
+pow_p.defvjp(_pow_base_rule, _pow_exponent_rule)
 
 reciprocal_p = Primitive("reciprocal", np.reciprocal)
 reciprocal_p.defvjp(lambda g, out, x: -g * out * out)
