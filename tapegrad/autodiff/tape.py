@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import OpTypeError, OpValueError
 from .broadcast import astype_p, sum_to_p
-from .primitive import _SCALAR_TYPES, active_tapes
+from .primitive import _ONE, _SCALAR_TYPES, active_tapes
 from .variable import Variable, wrap
 
 _serial_numbers = itertools.count(1)
@@ -132,7 +132,10 @@ class GradientTape:
                     f"GradientTape.gradient: source {label} has dtype {s.dtype}; integer and bool "
                     f"Variables are constants and have no gradient"
                 )
-        seeds = _seeds(targets, output_gradients)
+        if output_gradients is None and len(targets) == 1:
+            seeds = [_ones(targets[0]._value)]
+        else:
+            seeds = _seeds(targets, output_gradients)
 
         # The tape does not record its own backward pass.
         was_active = self._deactivate()
@@ -193,21 +196,27 @@ def backprop(nodes: list, targets: list, seeds: list, sources: list, differentia
         prev = grads.get(t)
         grads[t] = seed if prev is None else prev + seed
     # Cotangents are dropped once used, except those of sources that are themselves
-    # results of recorded ops.
-    keep = set(sources)
+    # results of recorded ops (leaf sources are never a node's output).
+    keep = {s for s in sources if s._leaf is None}
     pop, get = grads.pop, grads.get
     for prim, args, vals, params, out, needs in reversed(nodes):
         g = pop(out, None)
         if g is None:
             continue
-        if out in keep:
+        if keep and out in keep:
             grads[out] = g
         if differentiable:
             inputs, outv = args, out
         else:
             inputs, outv = vals, out._value
         rules = prim.vjp_rules
-        if rules is not None:
+        if needs is _ONE and rules is not None:  # one input, no parameters (apply1): the common case
+            gi = rules[0](g, outv, inputs[0])
+            if gi is not None:
+                x = args[0]
+                prev = get(x)
+                grads[x] = gi if prev is None else prev + gi
+        elif rules is not None:
             broadcasting = prim.broadcasting
             i = 0
             for need in needs:
