@@ -91,7 +91,17 @@ class Primitive:
         return self.impl(*args, **params)
 
     def apply(self, *args: Any, **params: Any) -> Variable:
-        vals = [a._value if a.__class__ is Variable else self.constant(i, a) for i, a in enumerate(args)]
+        vals = []
+        converted = False
+        for i, a in enumerate(args):
+            if a.__class__ is Variable:
+                vals.append(a._value)
+            else:
+                vals.append(self.constant(i, a))
+                converted = True
+        if converted:
+            # constants are recorded converted, so that VJP rules see the same values in both modes
+            args = tuple(a if a.__class__ is Variable else v for a, v in zip(args, vals))
         try:
             out = self.impl(*vals, **params)
         except (ValueError, TypeError, IndexError) as exc:
@@ -171,7 +181,9 @@ def _make_apply1(prim: Primitive) -> Callable[[Any], Variable]:
     tapes = active_tapes
 
     def apply1(x: Any) -> Variable:
-        xv = x._value if x.__class__ is Variable else constant(0, x)
+        # A constant argument is replaced by its converted value everywhere, also in the
+        # recorded node, so that VJP rules see the same value in both backprop modes.
+        xv = x._value if x.__class__ is Variable else (x := constant(0, x))
         try:
             out = impl(xv)
         except (ValueError, TypeError, IndexError) as exc:
@@ -210,8 +222,10 @@ def _make_apply2(prim: Primitive, reflected: bool = False) -> Callable[[Any, Any
     tapes = active_tapes
 
     def apply2(x: Any, y: Any) -> Variable:
-        xv = x._value if x.__class__ is Variable else constant(0, x)
-        yv = y._value if y.__class__ is Variable else constant(1, y)
+        # A constant argument is replaced by its converted value everywhere, also in the
+        # recorded node, so that VJP rules see the same value in both backprop modes.
+        xv = x._value if x.__class__ is Variable else (x := constant(0, x))
+        yv = y._value if y.__class__ is Variable else (y := constant(1, y))
         try:
             out = impl(xv, yv)
         except (ValueError, TypeError, IndexError) as exc:
