@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 import harness
+import numpy as np
 
 NAME = "op_chain"
 UNIT = "us/op"

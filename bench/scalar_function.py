@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 import harness
+import numpy as np
 
 NAME = "scalar_function"
 UNIT = "us"
