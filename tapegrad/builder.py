@@ -141,7 +141,8 @@ class Gradient:
             return getattr(ops, name)
         import tapegrad
 
-        if name in ("grad", "value_and_grad", "jacobian", "hessian", "gradcheck", "custom_gradient", "Function"):
+        if name in ("grad", "value_and_grad", "jacobian", "hessian", "gradcheck", "custom_gradient", "Function",
+                    "TensorSpec"):
             return getattr(tapegrad, name)
         raise AttributeError(f"the gradient builder has no op {name!r}")
 

@@ -25,11 +25,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import OpTypeError, OpValueError, TapegradError, describe
+from .state import active_tapes, tracers
 from .variable import Variable, wrap
-
-# Tapes currently recording, innermost last. Module-global for speed: reading a
-# module global is the cheapest check in the per-op hot path.
-active_tapes: list = []
 
 _ndarray = np.ndarray
 _asarray = np.asarray
@@ -111,6 +108,8 @@ class Primitive:
         res = wrap(out)
         if active_tapes and self.differentiable:
             record(self, args, vals, params, res)
+        if tracers:
+            tracers[-1].record(self, args, vals, params, res)
         return res
 
     # -- argument checking -----------------------------------------------------------
@@ -179,6 +178,7 @@ def _make_apply1(prim: Primitive) -> Callable[[Any], Variable]:
     impl, constant, error = prim.impl, prim.constant, prim.error
     differentiable = prim.differentiable
     tapes = active_tapes
+    tracing = tracers
 
     def apply1(x: Any) -> Variable:
         # A constant argument is replaced by its converted value everywhere, also in the
@@ -211,6 +211,8 @@ def _make_apply1(prim: Primitive) -> Callable[[Any], Variable]:
                     res._tapes = mark
             else:
                 record(prim, (x,), (xv,), None, res)
+        if tracing:
+            tracing[-1].record(prim, (x,), (xv,), None, res)
         return res
 
     return apply1
@@ -220,6 +222,7 @@ def _make_apply2(prim: Primitive, reflected: bool = False) -> Callable[[Any, Any
     impl, constant, error = prim.impl, prim.constant, prim.error
     differentiable = prim.differentiable
     tapes = active_tapes
+    tracing = tracers
 
     def apply2(x: Any, y: Any) -> Variable:
         # A constant argument is replaced by its converted value everywhere, also in the
@@ -258,6 +261,8 @@ def _make_apply2(prim: Primitive, reflected: bool = False) -> Callable[[Any, Any
                     res._tapes = mark
             else:
                 record(prim, (x, y), (xv, yv), None, res)
+        if tracing:
+            tracing[-1].record(prim, (x, y), (xv, yv), None, res)
         return res
 
     if reflected:

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import OpTypeError, OpValueError
 from .broadcast import astype_p, sum_to_p
-from .primitive import _ONE, _SCALAR_TYPES, active_tapes
+from .primitive import _ONE, _SCALAR_TYPES, active_tapes, tracers
 from .variable import Variable, wrap
 
 _serial_numbers = itertools.count(1)
@@ -139,7 +139,9 @@ class GradientTape:
 
         # The tape does not record its own backward pass.
         was_active = self._deactivate()
-        differentiable = bool(active_tapes)
+        # Differentiate the backward pass itself when another tape records it, or when a
+        # compiled Function is tracing (so that the backward pass becomes part of its graph).
+        differentiable = bool(active_tapes) or bool(tracers)
         try:
             grads = backprop(self._nodes, targets, seeds, flat_sources, differentiable)
         finally:

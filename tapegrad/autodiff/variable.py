@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import _dtypes
 from ..errors import OpTypeError, OpValueError
+from .state import tracers
 
 
 class Variable:
@@ -58,12 +59,16 @@ class Variable:
         self._leaf = bool(trainable)
         self._trainable = self._leaf and self._value.dtype.kind == "f"
         self._tapes: tuple = ()
+        if tracers:
+            tracers[-1].new_variable(self)
 
     # -- the value -----------------------------------------------------------------
     # _value is an ndarray, or a NumPy scalar for a 0-d op result (NumPy computes on
     # scalars several times faster than on 0-d arrays); value() always gives an ndarray.
     def value(self) -> np.ndarray:
         """The NumPy array held by this Variable (not a copy)."""
+        if tracers:
+            self._check_untraced("value()")
         v = self._value
         return v if v.__class__ is np.ndarray else np.asarray(v)
 
@@ -73,6 +78,7 @@ class Variable:
 
     def assign(self, value: Any) -> Variable:
         """Replace the value in place. The new value must have the same shape and dtype."""
+        source = value
         if isinstance(value, Variable):
             value = value._value
         if isinstance(value, np.ndarray):
@@ -100,6 +106,9 @@ class Variable:
             self._value = np.array(new, dtype=target.dtype, copy=True)
         else:
             np.copyto(target, new)
+        if tracers:  # inside a compiled Function: the assignment happens at every call
+            tracers[-1].effect("assign", lambda _, new: self.assign(new), f"assign {self.name or 'variable'} :=",
+                               [self, source])
         return self
 
     @property
@@ -132,7 +141,7 @@ class Variable:
         return len(self._value)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        v = self.value()
+        v = self.value()  # (inside a compiled Function, refused for traced values)
         if dtype is not None and np.dtype(dtype) != v.dtype:
             return v.astype(dtype)
         if copy:
@@ -146,18 +155,30 @@ class Variable:
         return int(self._scalar("int"))
 
     def _scalar(self, kind: str) -> Any:
+        if tracers:
+            self._check_untraced(f"{kind}()")
         v = self._value
         if v.size != 1:
             raise TypeError(f"{kind}(): only a Variable of size 1 converts to a Python number, got shape {v.shape}")
         return v.reshape(()) if v.ndim else v
 
     def __index__(self) -> int:
+        if tracers:
+            self._check_untraced("use as an index")
         if self._value.dtype.kind not in "iub":
             raise OpTypeError(f"only integer Variables can be used as an index, got dtype {self._value.dtype}")
         return int(self._value)
 
     def __bool__(self) -> bool:
+        if tracers:
+            self._check_untraced("bool() (an if, while, and/or)")
         return bool(self._value)
+
+    def _check_untraced(self, what: str) -> None:
+        if tracers[-1].is_traced(self):
+            from ..compiler.tracing import control_flow_error
+
+            raise control_flow_error(what)
 
     def __repr__(self) -> str:
         text = np.array_repr(self.value())

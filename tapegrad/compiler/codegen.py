@@ -1,0 +1,174 @@
+"""Code generation: an optimised graph becomes one straight-line Python function.
+
+Every intermediate that a kernel can write with ``out=`` gets a buffer allocated once,
+at compile time. Buffers are planned by liveness: a value whose last use is the node
+being emitted gives its buffer to that node's result (in-place execution) when the
+kernel allows it, otherwise dead buffers of the right shape and dtype are reused.
+Values that leave the function (graph outputs) get fresh arrays on every call, since
+the caller keeps them. 0-d values run on NumPy scalars without buffers.
+
+The generated source is kept on the function (``run.source``) for inspection.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import numpy as np
+
+from .ir import ACC, Fused, Graph, Node, Value
+from .kernels import KERNELS, VIEW_NAMES, VIEWS
+
+
+def _kernel_of(node: Node) -> str:
+    """'effect', 'view', 'buffer' (writes into a buffer) or 'call' (allocates)."""
+    if node.effect is not None:
+        return "effect"
+    if isinstance(node.op, Fused):
+        return "buffer"
+    name = node.op.name
+    if name in VIEWS and node.inputs[0].shape:
+        return "view"
+    if name in KERNELS and node.output.shape:
+        return "buffer"
+    return "call"
+
+
+def generate(graph: Graph) -> Callable[[list, list], list]:
+    nodes = graph.nodes
+    kinds = [_kernel_of(n) for n in nodes]
+    outputs = {v.id for v in graph.outputs}
+
+    # The storages ("roots") each value may share memory with: a view shares its base's;
+    # a primitive called through its NumPy forward may return (a view of) an input, so
+    # its result is assumed to share every input's storage.
+    roots: dict[int, frozenset] = {}
+
+    def roots_of(v: Value) -> frozenset:
+        return roots.get(v.id) or frozenset((v.id,))
+
+    for node, kind in zip(nodes, kinds):
+        if kind == "view":
+            roots[node.output.id] = roots_of(node.inputs[0])
+        elif kind == "call":
+            shared = frozenset().union(*(roots_of(i) for i in node.inputs if i.kind != "const"))
+            roots[node.output.id] = shared | {node.output.id}
+
+    # Liveness of each storage: the index of the node that uses it last.
+    never = len(nodes)
+    last_use: dict[int, int] = {}
+    for j, node in enumerate(nodes):
+        for i in node.inputs:
+            for r in roots_of(i):
+                last_use[r] = j
+    for v in graph.outputs:
+        for r in roots_of(v):
+            last_use[r] = never
+
+    names: dict[int, str] = {}
+    namespace: dict[str, Any] = {"np_empty": np.empty, **VIEW_NAMES}
+    defaults: list[str] = []
+    buffer_of: dict[int, str] = {}  # storage root -> buffer name
+    pool: dict[tuple, list[str]] = {}
+    buffers: dict[str, np.ndarray] = {}
+    buffered: set[int] = set()  # values that were written into a reusable buffer
+    body: list[str] = []
+
+    def bind(name: str, value: Any) -> str:
+        if name not in namespace:
+            namespace[name] = value
+            defaults.append(name)
+        return name
+
+    const_names: dict[int, str] = {}
+
+    def ref(v: Any) -> str:
+        if v.kind == "const":
+            if v.id not in const_names:
+                const_names[v.id] = bind(f"k{len(const_names)}", v.payload)
+            return const_names[v.id]
+        return names[v.id]
+
+    for k, v in enumerate(graph.inputs):
+        names[v.id] = f"i{k}"
+    if graph.inputs:
+        body.append(", ".join(names[v.id] for v in graph.inputs) + (", = I" if len(graph.inputs) == 1 else " = I"))
+    for k, v in enumerate(graph.captures):
+        names[v.id] = f"c{k}"
+        body.append(f"c{k} = C[{k}]._value")
+
+    def take_buffer(node: Node, j: int) -> str:
+        out = node.output
+        # in place: an input buffer that dies here, of the output's shape and dtype
+        for i in _inplace_candidates(node):
+            if (i.id in buffer_of and roots_of(i) == {i.id} and last_use.get(i.id) == j
+                    and i.shape == out.shape and i.dtype == out.dtype):
+                return buffer_of.pop(i.id)
+        free = pool.get((out.shape, out.dtype.str))
+        if free:
+            return free.pop()
+        name = f"B{len(buffers)}"
+        buffers[name] = np.empty(out.shape, out.dtype)
+        bind(name, buffers[name])
+        return name
+
+    for j, (node, kind) in enumerate(zip(nodes, kinds)):
+        if kind == "effect":
+            fn = bind(f"e{j}", node.effect.run)
+            body.append(f"{fn}({', '.join(ref(i) for i in node.inputs)})")
+        elif kind == "view":
+            expr = VIEWS[node.op.name]([ref(node.inputs[0])], node.params, namespace)
+            names[node.output.id] = f"v{j}"
+            body.append(f"v{j} = {expr}")
+        elif kind == "buffer":
+            if node.output.id in outputs:
+                out = f"v{j}"
+                dtype = bind("dt_" + node.output.dtype.str[1:], node.output.dtype)
+                body.append(f"{out} = np_empty({node.output.shape!r}, {dtype})")
+            else:
+                out = take_buffer(node, j)
+                buffer_of[node.output.id] = out
+                buffered.add(node.output.id)
+            names[node.output.id] = out
+            steps = node.op.steps if isinstance(node.op, Fused) else [(node.op, node.inputs, node.params)]
+            for op, inputs, params in steps:
+                kernel = KERNELS[op.name]
+                for name, value in kernel.names.items():
+                    bind(name, value)
+                args = [out if i is ACC else ref(i) for i in inputs]
+                body.extend(kernel.emit(args, out, params))
+        else:  # call the primitive's NumPy forward
+            fn = node.op.impl if not node.params else functools.partial(node.op.impl, **node.params)
+            bind(f"f{j}", fn)
+            names[node.output.id] = f"v{j}"
+            body.append(f"v{j} = f{j}({', '.join(ref(i) for i in node.inputs)})")
+        # buffers whose last use was this node return to the pool
+        for i in node.inputs:
+            for r in roots_of(i):
+                if last_use.get(r) == j and r in buffer_of:
+                    name = buffer_of.pop(r)
+                    buf = buffers[name]
+                    pool.setdefault((buf.shape, buf.dtype.str), []).append(name)
+
+    # An output that may share a reused buffer is copied: the caller keeps it.
+    returned = [ref(v) + (".copy()" if roots_of(v) & buffered else "") for v in graph.outputs]
+    body.append("return [" + ", ".join(returned) + "]")
+    header = "def run(I, C" + "".join(f", {n}={n}" for n in defaults) + "):"
+    source = header + "\n" + "\n".join("    " + line for line in body)
+    exec(compile(source, "<tapegrad graph>", "exec"), namespace)  # noqa: S102 - our own generated code
+    run = namespace["run"]
+    run.source = source
+    run.buffers = buffers
+    return run
+
+
+def _inplace_candidates(node: Node) -> list[Value]:
+    """Inputs whose buffer the node may write its result into."""
+    if isinstance(node.op, Fused):
+        op, inputs, _ = node.op.steps[0]
+        later = {id(i) for _, ins, _ in node.op.steps[1:] for i in ins if i is not ACC}
+        allowed = KERNELS[op.name].inplace
+        return [i for p, i in enumerate(inputs) if p in allowed and id(i) not in later]
+    allowed = KERNELS[node.op.name].inplace
+    return [i for p, i in enumerate(node.inputs) if p in allowed]

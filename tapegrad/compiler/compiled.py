@@ -1,0 +1,285 @@
+"""Function: compile a Python function of Variables into an optimised graph.
+
+``f = Function(fn)`` (``g.Function`` and ``@g.Function`` in the seed API). The first
+call with a new signature (shapes and dtypes of the array arguments, values of the
+others) traces ``fn`` (see tracing.py) and compiles the graph; later calls with that
+signature run the compiled code without running ``fn``'s Python.
+
+Under a GradientTape one call is one node on the tape. Its VJP is another Function,
+the backward pass of the graph traced from the same VJP rules, so second and higher
+derivatives through a Function work like any other op.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+
+from ..autodiff.primitive import Primitive, record
+from ..autodiff.state import active_tapes, tracers
+from ..autodiff.tape import GradientTape
+from ..autodiff.variable import Variable, wrap
+from ..errors import OpTypeError, OpValueError
+from . import codegen, passes
+from .ir import Graph
+from .tracing import TracingError, flatten_args, flatten_outputs, trace
+
+RETRACE_WARNING_AFTER = 5
+
+
+class TensorSpec:
+    """An input signature entry: a shape (None for a free dimension) and a dtype."""
+
+    def __init__(self, shape: Any, dtype: Any = "float32", name: str | None = None) -> None:
+        self.shape = tuple(None if n is None else int(n) for n in shape)
+        self.dtype = np.dtype(dtype)
+        self.name = name
+
+    def matches(self, value: Any) -> bool:
+        shape = np.shape(value._value if isinstance(value, Variable) else value)
+        dtype = np.result_type(value._value if isinstance(value, Variable) else value)
+        return (len(shape) == len(self.shape) and dtype == self.dtype
+                and all(s is None or s == n for s, n in zip(self.shape, shape)))
+
+    def __repr__(self) -> str:
+        return f"TensorSpec(shape={self.shape}, dtype={self.dtype})"
+
+
+class _Compiled:
+    """One traced signature: the optimised graph and its generated code."""
+
+    def __init__(self, graph: Graph, rebuild_out: Callable[[list], Any], optimize: bool) -> None:
+        self.traced = graph
+        self.graph = passes.optimize(graph) if optimize else graph
+        self.run = codegen.generate(self.graph)
+        self.rebuild_out = rebuild_out
+        self.call_prim: Primitive | None = None
+        self.backward: Function | None = None
+
+    def execute(self, arrays: list) -> list:
+        return self.run(arrays, [v.payload for v in self.graph.captures])
+
+
+class Function:
+    """A compiled function; see the module docstring.
+
+    ``trace_count`` is the number of graphs built; ``graph(*args)`` returns the listing
+    of the optimised forward (and backward) graph for those arguments.
+    """
+
+    def __init__(self, fn: Callable, input_signature: list | None = None, optimize: bool = True,
+                 name: str | None = None) -> None:
+        if not callable(fn):
+            raise OpTypeError(f"Function: fn must be callable, got {type(fn).__name__}")
+        self.fn = fn
+        self.input_signature = None if input_signature is None else list(input_signature)
+        self.optimize = optimize
+        self.name = name or getattr(fn, "__name__", "function")
+        self._cache: dict[Any, _Compiled] = {}
+        self._keys: list[Any] = []
+        self.trace_count = 0
+        functools.update_wrapper(self, fn)
+
+    # -- the cache -----------------------------------------------------------------------
+    def _key(self, args: tuple, kwargs: dict) -> tuple[Any, list]:
+        arrays, static, _ = flatten_args(args, kwargs)
+        if self.input_signature is not None:
+            self._check_signature(arrays)
+        parts = []
+        for a in arrays:
+            value = a._value if isinstance(a, Variable) else a
+            parts.append((np.shape(value), np.result_type(value).str))
+        try:
+            key = (tuple(parts), tuple(static))
+            hash(key)
+        except TypeError:
+            raise OpTypeError(
+                f"Function {self.name}: a non-array argument is not hashable, so it cannot be part of the "
+                f"cache key (pass arrays as ndarrays or Variables, and other arguments as hashable values)"
+            ) from None
+        return key, arrays
+
+    def _check_signature(self, arrays: list) -> None:
+        specs = self.input_signature or []
+        if len(arrays) != len(specs):
+            raise OpValueError(f"Function {self.name}: input_signature has {len(specs)} entries but the call "
+                               f"passes {len(arrays)} arrays")
+        for i, (spec, a) in enumerate(zip(specs, arrays)):
+            if not spec.matches(a):
+                value = a._value if isinstance(a, Variable) else a
+                raise OpValueError(f"Function {self.name}: array argument {i} of shape {np.shape(value)} and dtype "
+                                   f"{np.result_type(value)} does not match the input_signature {spec}")
+
+    def _retrace_culprit(self, key: Any) -> str:
+        previous = self._keys[-1]
+        (arr_new, static_new), (arr_old, static_old) = key, previous
+        for i, (n, o) in enumerate(zip(arr_new, arr_old)):
+            if n != o:
+                return f"array argument {i} changed from shape {o[0]} {o[1]} to {n[0]} {n[1]}"
+        for n, o in zip(static_new, static_old):
+            if n != o:
+                return f"a non-array argument changed from {o!r} to {n!r}"
+        return "the number of arguments changed"
+
+    # -- calling ---------------------------------------------------------------------------
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if tracers:  # called while an enclosing Function traces: inline into its graph
+            return self.fn(*args, **kwargs)
+        key, arrays = self._key(args, kwargs)
+        compiled = self._cache.get(key)
+        if compiled is None:
+            return self._trace(key, args, kwargs)
+        outs = compiled.execute([a._value if isinstance(a, Variable) else a for a in arrays])
+        results = [wrap(o) for o in outs]
+        if active_tapes:
+            self._record_call(compiled, arrays, results)
+        return compiled.rebuild_out(results)
+
+    def _trace(self, key: Any, args: tuple, kwargs: dict) -> Any:
+        if self.trace_count >= RETRACE_WARNING_AFTER:
+            warnings.warn(
+                f"Function {self.name} was traced {self.trace_count + 1} times; the last retrace happened because "
+                f"{self._retrace_culprit(key)}. Retracing is slow: pass arrays of fixed shapes, use "
+                f"input_signature with None for a free dimension, or keep non-array arguments constant",
+                stacklevel=3,
+            )
+        graph, result, rebuild_out = trace(self.fn, args, kwargs, allow_new_variables=self.trace_count == 0,
+                                           where=f"Function {self.name}")
+        compiled = _Compiled(graph, rebuild_out, self.optimize)
+        self._cache[key] = compiled
+        self._keys.append(key)
+        self.trace_count += 1
+        if active_tapes:
+            arrays, _, _ = flatten_args(args, kwargs)
+            outputs, _ = flatten_outputs(result, self.name)
+            self._record_call(compiled, arrays, outputs)
+        return result
+
+    # -- gradients ---------------------------------------------------------------------------
+    def _record_call(self, compiled: _Compiled, arrays: list, outputs: list[Variable]) -> None:
+        """Record the call as one node per output on the active tapes (see _call_prim)."""
+        captures = [v.payload for v in compiled.traced.captures]
+        args = tuple(arrays) + tuple(captures)
+        vals = tuple(a._value if isinstance(a, Variable) else a for a in args)
+        prim = self._call_prim(compiled)
+        for k, out in enumerate(outputs):
+            record(prim, args, vals, {"output": k}, out)
+
+    def _call_prim(self, compiled: _Compiled) -> Primitive:
+        if compiled.call_prim is None:
+            prim = Primitive(f"call:{self.name}", lambda *a, **k: None)
+            n_outputs = len(compiled.traced.outputs)
+
+            def vjp(g: Any, out: Any, needs: tuple, inputs: tuple, params: dict) -> list:
+                # Each output is its own node: the cotangent of output k alone. The backward
+                # Function gets zeros for the other outputs.
+                k = params["output"]
+                cotangents = [g if j == k else _zeros_like_output(compiled.traced.outputs[j])
+                              for j in range(n_outputs)]
+                backward = self._backward(compiled)
+                grads = backward(*inputs, *cotangents)
+                return list(grads)
+
+            prim.defvjp_joint(vjp)
+            compiled.call_prim = prim
+        return compiled.call_prim
+
+    def _backward(self, compiled: _Compiled) -> Function:
+        if compiled.backward is None:
+            graph = compiled.traced
+
+            def backward(*values: Any) -> list:
+                n_in, n_cap = len(graph.inputs), len(graph.captures)
+                inputs = [v if isinstance(v, Variable) else wrap(np.asarray(v)) for v in values[:n_in + n_cap]]
+                cotangents = values[n_in + n_cap:]
+                with GradientTape(persistent=False, watch_accessed_variables=False) as tape:
+                    for v in inputs:
+                        if v.dtype.kind == "f":
+                            tape.watch(v)
+                    outs = replay(graph, inputs[:n_in], inputs[n_in:])
+                floats = [v for v in inputs if v.dtype.kind == "f"]
+                grads = tape.gradient(outs, floats, output_gradients=list(cotangents),
+                                      unconnected_gradients="zero")
+                by_id = {id(v): g for v, g in zip(floats, grads)}
+                return [by_id.get(id(v), wrap(np.zeros(np.shape(v._value)))) for v in inputs]
+
+            compiled.backward = Function(backward, optimize=self.optimize, name=f"{self.name}.backward")
+        return compiled.backward
+
+    # -- introspection -------------------------------------------------------------------------
+    def graph(self, *args: Any, **kwargs: Any) -> GraphListing:
+        """The optimised forward graph for these arguments (and the backward graph when
+        the function is differentiable); print it for a readable listing."""
+        return self._listing(args, kwargs, with_backward=True)
+
+    def _listing(self, args: tuple, kwargs: dict, with_backward: bool) -> GraphListing:
+        key, arrays = self._key(args, kwargs)
+        if key not in self._cache:
+            self._trace(key, args, kwargs)
+        compiled = self._cache[key]
+        sections = [compiled.graph.listing(f"forward {self.name}")]
+        traced = compiled.traced
+        differentiable = (any(v.dtype.kind == "f" for v in traced.inputs + traced.captures)
+                          and all(v.dtype.kind == "f" for v in traced.outputs))
+        if with_backward and differentiable:
+            backward = self._backward(compiled)
+            values = [a._value if isinstance(a, Variable) else a for a in arrays]
+            values += [v.payload._value for v in compiled.traced.captures]
+            cotangents = [np.ones(v.shape, v.dtype) for v in compiled.traced.outputs]
+            sections.append(backward._listing((*values, *cotangents), {}, with_backward=False)
+                            .replace("forward ", "backward ", 1))
+        return GraphListing("\n\n".join(sections))
+
+    def __repr__(self) -> str:
+        return f"<Function {self.name} traces={self.trace_count}>"
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        # @g.Function on a method: bind like a function (one compiled Function per instance).
+        if obj is None:
+            return self
+        bound = obj.__dict__.get(f"__tapegrad_function_{self.name}")
+        if bound is None:
+            bound = Function(functools.partial(self.fn, obj), self.input_signature, self.optimize, self.name)
+            obj.__dict__[f"__tapegrad_function_{self.name}"] = bound
+        return bound
+
+
+class GraphListing(str):
+    """The text of ``Function.graph(...)``."""
+
+
+def _zeros_like_output(v: Any) -> np.ndarray:
+    return np.zeros(v.shape, v.dtype)
+
+
+def replay(graph: Graph, inputs: list[Variable], captures: list[Variable]) -> list[Variable]:
+    """Run a traced graph's primitives on Variables (so tapes and tracers record them).
+    Effects are skipped: replaying is for differentiation, not for running a step twice."""
+    env: dict[int, Any] = {}
+    for v, var in zip(graph.inputs, inputs):
+        env[v.id] = var
+    for v, var in zip(graph.captures, captures):
+        env[v.id] = var
+
+    def get(v: Any) -> Any:
+        return v.payload if v.kind == "const" else env[v.id]
+
+    for node in graph.nodes:
+        if node.effect is not None:
+            continue
+        out = node.op.apply(*[get(i) for i in node.inputs], **node.params)
+        env[node.output.id] = out
+    return [get(v) for v in graph.outputs]
+
+
+def function(fn: Callable | None = None, *, input_signature: list | None = None) -> Any:
+    """Decorator form: ``@tapegrad.function`` or ``@tapegrad.function(input_signature=[...])``."""
+    if fn is None:
+        return lambda f: Function(f, input_signature)
+    return Function(fn, input_signature)
+
+
+__all__ = ["Function", "TensorSpec", "TracingError", "function", "replay"]

@@ -1,0 +1,109 @@
+"""How each primitive is emitted by the code generator.
+
+A kernel writes its result into a preallocated output buffer (``out``) with NumPy's
+``out=`` arguments, so a compiled call allocates nothing for its intermediates. The
+fusion backend was chosen by measurement on the target machine: NumPy ``out=`` calls;
+numexpr was slower for these sizes (and is not a dependency).
+
+* ``emit(args, out, params)`` returns Python statements that compute the result into
+  the buffer named ``out``;
+* ``inplace`` lists the argument positions that may be the output buffer itself;
+* view kernels return an expression for a view of their input (no buffer).
+Primitives without a kernel are called through their NumPy forward and allocate.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+ALL = (0, 1, 2)
+
+# name -> (ufunc, arity)
+_UFUNCS: dict[str, tuple[np.ufunc, int]] = {
+    "add": (np.add, 2), "sub": (np.subtract, 2), "mul": (np.multiply, 2), "div": (np.true_divide, 2),
+    "pow": (np.power, 2), "maximum": (np.maximum, 2), "minimum": (np.minimum, 2),
+    "equal": (np.equal, 2), "not_equal": (np.not_equal, 2), "greater": (np.greater, 2),
+    "greater_equal": (np.greater_equal, 2), "less": (np.less, 2), "less_equal": (np.less_equal, 2),
+    "logical_and": (np.logical_and, 2), "logical_or": (np.logical_or, 2),
+    "neg": (np.negative, 1), "exp": (np.exp, 1), "log": (np.log, 1), "log1p": (np.log1p, 1),
+    "expm1": (np.expm1, 1), "sin": (np.sin, 1), "cos": (np.cos, 1), "tan": (np.tan, 1), "tanh": (np.tanh, 1),
+    "sqrt": (np.sqrt, 1), "square": (np.square, 1), "abs": (np.absolute, 1), "sign": (np.sign, 1),
+    "reciprocal": (np.reciprocal, 1), "logical_not": (np.logical_not, 1), "isfinite": (np.isfinite, 1),
+    "isnan": (np.isnan, 1),
+}
+
+
+class Kernel:
+    __slots__ = ("emit", "inplace", "names")
+
+    def __init__(self, emit: Callable[[list[str], str, dict], list[str]], inplace: tuple[int, ...],
+                 names: dict[str, Any]) -> None:
+        self.emit = emit
+        self.inplace = inplace
+        self.names = names  # what the emitted code refers to
+
+
+def _ufunc_kernel(name: str, ufunc: np.ufunc) -> Kernel:
+    fn = f"np_{ufunc.__name__}"
+    # out is passed by position (a little faster), except where NumPy deprecates it
+    out_arg = "out=" if ufunc in (np.maximum, np.minimum) else ""
+    return Kernel(lambda a, out, p: [f"{fn}({', '.join(a)}, {out_arg}{out})"], ALL, {fn: ufunc})
+
+
+KERNELS: dict[str, Kernel] = {name: _ufunc_kernel(name, uf) for name, (uf, _) in _UFUNCS.items()}
+
+KERNELS["relu"] = Kernel(lambda a, out, p: [f"np_maximum({a[0]}, 0, out={out})"], ALL, {"np_maximum": np.maximum})
+KERNELS["softplus"] = Kernel(lambda a, out, p: [f"np_logaddexp(0, {a[0]}, {out})"], ALL,
+                             {"np_logaddexp": np.logaddexp})
+# sigmoid(x) = exp(-log(1 + exp(-x))), as the eager forward, in four in-place calls
+KERNELS["sigmoid"] = Kernel(
+    lambda a, out, p: [f"np_negative({a[0]}, {out})", f"np_logaddexp(0, {out}, {out})",
+                       f"np_negative({out}, {out})", f"np_exp({out}, {out})"],
+    ALL, {"np_negative": np.negative, "np_logaddexp": np.logaddexp, "np_exp": np.exp})
+KERNELS["clip_by_value"] = Kernel(
+    lambda a, out, p: [f"np_maximum({a[0]}, {a[1]}, out={out})", f"np_minimum({out}, {a[2]}, out={out})"],
+    (0,), {"np_maximum": np.maximum, "np_minimum": np.minimum})
+# where(c, x, y): start from y, then copy x where c holds (the buffer may only be y itself)
+KERNELS["where"] = Kernel(
+    lambda a, out, p: ([] if a[2] == out else [f"np_copyto({out}, {a[2]})"])
+    + [f"np_copyto({out}, {a[1]}, where={a[0]})"],
+    (2,), {"np_copyto": np.copyto})
+KERNELS["astype"] = Kernel(lambda a, out, p: [f"np_copyto({out}, {a[0]}, casting='unsafe')"], (),
+                           {"np_copyto": np.copyto})
+
+
+def _matmul(a: list[str], out: str, p: dict) -> list[str]:
+    x = f"{a[0]}.swapaxes(-1, -2)" if p["transpose_a"] else a[0]
+    y = f"{a[1]}.swapaxes(-1, -2)" if p["transpose_b"] else a[1]
+    return [f"np_matmul({x}, {y}, {out})"]
+
+
+KERNELS["matmul"] = Kernel(_matmul, (), {"np_matmul": np.matmul})
+
+
+def _reduce(ufunc_name: str) -> Callable[[list[str], str, dict], list[str]]:
+    def emit(a: list[str], out: str, p: dict) -> list[str]:
+        return [f"{ufunc_name}({a[0]}, {p['axis']!r}, None, {out}, {p['keepdims']!r})"]
+
+    return emit
+
+
+KERNELS["reduce_sum"] = Kernel(_reduce("np_add_reduce"), (), {"np_add_reduce": np.add.reduce})
+KERNELS["reduce_max"] = Kernel(_reduce("np_maximum_reduce"), (), {"np_maximum_reduce": np.maximum.reduce})
+KERNELS["reduce_min"] = Kernel(_reduce("np_minimum_reduce"), (), {"np_minimum_reduce": np.minimum.reduce})
+
+# Elementwise kernels may be fused into a chain that runs in one buffer.
+ELEMENTWISE = frozenset(set(_UFUNCS) | {"relu", "softplus", "sigmoid", "clip_by_value", "where"})
+# A fused chain may also start with a matmul (matmul + bias + activation).
+FUSION_HEADS = frozenset({"matmul"})
+
+# Kernels that return a view of their first input (no buffer, no copy).
+VIEWS: dict[str, Callable[[list[str], dict, dict], str]] = {
+    "reshape": lambda a, p, ns: f"{a[0]}.reshape({p['shape']!r})",
+    "transpose": lambda a, p, ns: f"{a[0]}.transpose({p['perm']!r})" if p["perm"] is not None
+    else f"{a[0]}.transpose()",
+    "broadcast_to": lambda a, p, ns: f"np_broadcast_to({a[0]}, {p['shape']!r})",
+}
+VIEW_NAMES = {"np_broadcast_to": np.broadcast_to}

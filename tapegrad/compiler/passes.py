@@ -1,0 +1,287 @@
+"""Graph optimisation passes.
+
+``optimize`` runs, in order: algebraic simplification and constant folding (one
+forward sweep, with value substitution), common-subexpression elimination,
+dead-code elimination, and fusion of elementwise chains (and of a matmul with the
+bias add and activation that follow it) into single in-place kernels. Buffer reuse
+and in-place execution are planned by the code generator.
+
+Passes never move or remove effects (assignments, optimizer updates), and CSE does
+not merge across an effect, which may have changed a captured Variable in place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .ir import ACC, Fused, Graph, Node, Value
+from .kernels import ELEMENTWISE, FUSION_HEADS, KERNELS
+
+
+def optimize(graph: Graph) -> Graph:
+    graph = simplify(graph.copy())
+    graph = cse(graph)
+    graph = dce(graph)
+    graph = fuse(graph)
+    return graph
+
+
+# -- helpers -------------------------------------------------------------------------------
+def _const_value(v: Value) -> Any:
+    return v.payload if v.kind == "const" else None
+
+
+def _is_const_scalar(v: Value, number: float) -> bool:
+    """A constant whose every element equals ``number`` (e.g. the ones that seed a gradient)."""
+    if v.kind != "const":
+        return False
+    try:
+        c = np.asarray(v.payload)
+        return bool(c.size) and c.size <= 1 << 16 and bool(np.all(c == number))
+    except (TypeError, ValueError):
+        return False
+
+
+def _same_type(a: Value, b: Value) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype
+
+
+def _rebuild(graph: Graph, nodes: list[Node], subst: dict[int, Value]) -> Graph:
+    def s(v: Value) -> Value:
+        while v.id in subst:
+            v = subst[v.id]
+        return v
+
+    for node in nodes:
+        node.inputs = [s(i) for i in node.inputs]
+    return Graph(graph.inputs, graph.captures, nodes, [s(v) for v in graph.outputs])
+
+
+# -- simplification and constant folding ------------------------------------------------------
+def simplify(graph: Graph) -> Graph:
+    subst: dict[int, Value] = {}
+    nodes: list[Node] = []
+
+    def s(v: Value) -> Value:
+        while v.id in subst:
+            v = subst[v.id]
+        return v
+
+    for node in graph.nodes:
+        node.inputs = [s(i) for i in node.inputs]
+        if node.effect is not None:
+            nodes.append(node)
+            continue
+        replacement = _simplify_node(node)
+        if replacement is None and node.inputs and all(i.kind == "const" for i in node.inputs):
+            replacement = _fold(node)
+        if isinstance(replacement, Value):
+            subst[node.output.id] = replacement
+        elif isinstance(replacement, Node):
+            nodes.append(replacement)
+            subst[node.output.id] = replacement.output
+        else:
+            nodes.append(node)
+    return _rebuild(graph, nodes, subst)
+
+
+def _fold(node: Node) -> Value | None:
+    try:
+        value = node.op.impl(*[i.payload for i in node.inputs], **node.params)
+    except Exception:  # leave it to fail at run time, with the op's own error message
+        return None
+    value = value if isinstance(value, (np.ndarray, np.generic)) else np.asarray(value)
+    if np.shape(value) != node.output.shape:
+        return None
+    return Value("const", node.output.shape, node.output.dtype, value)
+
+
+def _simplify_node(node: Node) -> Value | Node | None:
+    name = node.op.name
+    ins, out, params = node.inputs, node.output, node.params
+    if name == "mul":
+        x, y = ins
+        for a, b in ((x, y), (y, x)):
+            if _is_const_scalar(b, 1) and _same_type(a, out):
+                return a
+    elif name in ("add", "sub"):
+        x, y = ins
+        if _is_const_scalar(y, 0) and _same_type(x, out):
+            return x
+        if name == "add" and _is_const_scalar(x, 0) and _same_type(y, out):
+            return y
+    elif name == "div":
+        if _is_const_scalar(ins[1], 1) and _same_type(ins[0], out):
+            return ins[0]
+    elif name == "pow":
+        x, y = ins
+        if _is_const_scalar(y, 1) and _same_type(x, out):
+            return x
+        if _is_const_scalar(y, 2) and _same_type(x, out):
+            from ..ops.elementwise import square_p
+
+            return _node(square_p, [x], {}, out)
+    elif name in ("nop", "astype") and _same_type(ins[0], out):
+        return ins[0]
+    elif name in ("reshape", "broadcast_to", "sum_to"):
+        x = ins[0]
+        if _same_type(x, out):
+            return x
+        if name == "reshape" and x.kind == "node" and x.payload.op is node.op:
+            return _node(node.op, [x.payload.inputs[0]], params, out)  # reshape of a reshape
+    elif name == "neg":
+        x = ins[0]
+        if x.kind == "node" and x.payload.op is node.op:
+            return x.payload.inputs[0]
+    elif name == "transpose":
+        x = ins[0]
+        if x.kind == "node" and x.payload.op is node.op:
+            inner = x.payload
+            p1 = inner.params["perm"] or tuple(reversed(range(len(inner.inputs[0].shape))))
+            p2 = params["perm"] or tuple(reversed(range(len(out.shape))))
+            composed = tuple(p1[i] for i in p2)
+            if composed == tuple(range(len(composed))) and _same_type(inner.inputs[0], out):
+                return inner.inputs[0]
+            return _node(node.op, [inner.inputs[0]], {"perm": composed}, out)
+    return None
+
+
+def _node(op: Any, inputs: list[Value], params: dict, out: Value) -> Node:
+    value = Value("node", out.shape, out.dtype)
+    node = Node(op, inputs, params, value)
+    value.payload = node
+    return node
+
+
+# -- common subexpressions ---------------------------------------------------------------------
+def _key(x: Any) -> Any:
+    if isinstance(x, Value):
+        if x.kind == "const":
+            c = x.payload
+            arr = np.asarray(c)
+            return ("const", arr.dtype.str, arr.shape, arr.tobytes()) if arr.size <= 64 else ("const-id", id(c))
+        return x.id
+    if isinstance(x, np.ndarray):
+        return ("array", x.dtype.str, x.shape, x.tobytes())
+    if isinstance(x, (tuple, list)):
+        return tuple(_key(i) for i in x)
+    if isinstance(x, dict):
+        return tuple((k, _key(v)) for k, v in sorted(x.items()))
+    if isinstance(x, slice):
+        return ("slice", x.start, x.stop, x.step)
+    try:
+        hash(x)
+        return x
+    except TypeError:
+        return ("id", id(x))
+
+
+def cse(graph: Graph) -> Graph:
+    seen: dict[Any, Value] = {}
+    subst: dict[int, Value] = {}
+    nodes: list[Node] = []
+
+    def s(v: Value) -> Value:
+        while v.id in subst:
+            v = subst[v.id]
+        return v
+
+    for node in graph.nodes:
+        node.inputs = [s(i) for i in node.inputs]
+        if node.effect is not None:
+            seen.clear()  # an effect may change a captured Variable: nothing before it is reusable
+            nodes.append(node)
+            continue
+        key = (id(node.op), _key(node.inputs), _key(node.params))
+        previous = seen.get(key)
+        if previous is not None and _same_type(previous, node.output):
+            subst[node.output.id] = previous
+            continue
+        seen[key] = node.output
+        nodes.append(node)
+    return _rebuild(graph, nodes, subst)
+
+
+# -- dead code -------------------------------------------------------------------------------
+def dce(graph: Graph) -> Graph:
+    live = {v.id for v in graph.outputs}
+    kept: list[Node] = []
+    for node in reversed(graph.nodes):
+        if node.effect is not None or node.output.id in live:
+            kept.append(node)
+            live.update(i.id for i in node.inputs)
+    kept.reverse()
+    return Graph(graph.inputs, graph.captures, kept, graph.outputs)
+
+
+# -- fusion ------------------------------------------------------------------------------------
+def _uses(graph: Graph) -> dict[int, int]:
+    count: dict[int, int] = {}
+    for node in graph.nodes:
+        for i in node.inputs:
+            count[i.id] = count.get(i.id, 0) + 1
+    for v in graph.outputs:
+        count[v.id] = count.get(v.id, 0) + 1
+    return count
+
+
+def fuse(graph: Graph) -> Graph:
+    """Merge chains into single kernels computed in one buffer: a head (an elementwise op
+    or a matmul) followed by elementwise ops that each consume the previous result, when
+    that result has no other use and the same shape and dtype."""
+    uses = _uses(graph)
+    groups: dict[int, Node] = {}  # output value id of a group's current last step -> group node
+    nodes: list[Node] = []
+    order: dict[int, int] = {}  # id(node) -> position; a group moves to the position of its last step
+    for position, node in enumerate(graph.nodes):
+        if node.effect is not None:
+            groups.clear()  # no group extends past an effect (it may change what the group reads)
+            nodes.append(node)
+            order[id(node)] = position
+            continue
+        if not node.output.shape:  # 0-d values run as NumPy scalars
+            nodes.append(node)
+            order[id(node)] = position
+            continue
+        name = node.op.name
+        acc_input = None
+        if name in ELEMENTWISE:
+            allowed = KERNELS[name].inplace  # the positions where the running value may sit
+            for slot, i in enumerate(node.inputs):
+                if (slot in allowed and i.id in groups and uses.get(i.id) == 1 and _same_type(i, node.output)
+                        and sum(1 for j in node.inputs if j is i) == 1):
+                    acc_input = i
+                    break
+        if acc_input is not None:
+            group = groups.pop(acc_input.id)
+            group.op.steps.append((node.op, [ACC if i is acc_input else i for i in node.inputs], node.params))
+            group.inputs = group.inputs + [i for i in node.inputs if i is not acc_input]
+            group.op.name = "fused[" + ", ".join(p.name for p, _, _ in group.op.steps) + "]"
+            group.output = node.output  # the group now produces this node's output
+            node.output.payload = group
+            groups[node.output.id] = group
+            order[id(group)] = position
+            continue
+        if name in ELEMENTWISE or name in FUSION_HEADS:
+            group = Node(Fused([(node.op, list(node.inputs), node.params)]), list(node.inputs), None, node.output)
+            node.output.payload = group
+            groups[node.output.id] = group
+            nodes.append(group)
+            order[id(group)] = position
+            continue
+        nodes.append(node)
+        order[id(node)] = position
+    nodes.sort(key=lambda n: order[id(n)])
+    # groups of a single step are plain nodes again
+    final = []
+    for node in nodes:
+        if isinstance(node.op, Fused) and len(node.op.steps) == 1:
+            op, inputs, params = node.op.steps[0]
+            plain = Node(op, inputs, params, node.output)
+            node.output.payload = plain
+            final.append(plain)
+        else:
+            final.append(node)
+    return Graph(graph.inputs, graph.captures, final, graph.outputs)

@@ -1,0 +1,193 @@
+"""Tracing: run a Python function once, eagerly, and record every primitive it applies.
+
+While a :class:`Tracer` is active (``autodiff.state.tracers``), each primitive
+application with a Variable argument is recorded as a graph node. Arguments of the
+Function become graph inputs; any other Variable the function reads (layer weights
+from its closure) becomes a capture, read by reference at every call, so an optimizer
+update is seen without retracing. Tracing executes the function for real, so the
+first call's results are the eager results.
+
+A tape inside the traced function differentiates in its differentiable mode (see
+``GradientTape.gradient``): the backward pass is made of primitives too and becomes
+part of the graph. ``Variable.assign`` and ``Optimizer.update`` are recorded as effects.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from ..autodiff.state import active_tapes, tracers
+from ..autodiff.variable import Variable, wrap
+from ..errors import OpTypeError
+from .ir import Effect, Graph, Node, Value
+
+
+class TracingError(OpTypeError):
+    """Something a compiled Function cannot do while it is traced."""
+
+
+class Tracer:
+    def __init__(self, allow_new_variables: bool) -> None:
+        self.values: dict[int, Value] = {}
+        self.keep: list[Any] = []  # keeps traced objects alive so that their ids stay unique
+        self.nodes: list[Node] = []
+        self.inputs: list[Value] = []
+        self.captures: list[Value] = []
+        self.allow_new_variables = allow_new_variables
+
+    # -- values ------------------------------------------------------------------------
+    def placeholder(self, var: Variable) -> Value:
+        v = Value("input", np.shape(var._value), np.result_type(var._value), len(self.inputs))
+        self.values[id(var)] = v
+        self.keep.append(var)
+        self.inputs.append(v)
+        return v
+
+    def value_of(self, var: Variable) -> Value:
+        v = self.values.get(id(var))
+        if v is None:
+            v = Value("capture", np.shape(var._value), np.result_type(var._value), var)
+            self.values[id(var)] = v
+            self.keep.append(var)
+            self.captures.append(v)
+        return v
+
+    def is_traced(self, var: Variable) -> bool:
+        v = self.values.get(id(var))
+        return v is not None and v.kind != "capture"
+
+    @staticmethod
+    def const(x: Any) -> Value:
+        return Value("const", np.shape(x), np.result_type(x), x)
+
+    # -- recording -----------------------------------------------------------------------
+    def record(self, prim: Any, args: tuple, vals: Any, params: dict | None, out: Variable) -> None:
+        inputs = []
+        has_variable = False
+        for a, v in zip(args, vals):
+            if a.__class__ is Variable:
+                inputs.append(self.value_of(a))
+                has_variable = True
+            else:
+                inputs.append(self.const(v))
+        if not has_variable:
+            return  # a constant result: used later, it is captured like any other Variable
+        value = Value("node", np.shape(out._value), np.result_type(out._value))
+        node = Node(prim, inputs, dict(params) if params else None, value)
+        value.payload = node
+        self.values[id(out)] = value
+        self.keep.append(out)
+        self.nodes.append(node)
+
+    def effect(self, name: str, run: Callable[..., None], describe: str, inputs: list[Any]) -> None:
+        """Record a side effect; ``run`` receives the current values of ``inputs``."""
+        values = [self.value_of(a) if isinstance(a, Variable) else self.const(a) for a in inputs]
+        self.nodes.append(Node(None, values, None, None, Effect(name, run, describe)))
+
+    def new_variable(self, var: Variable) -> None:
+        if not self.allow_new_variables:
+            raise TracingError(
+                "a compiled Function created a Variable while it was retraced: Variables may be created only "
+                "on the first trace (create them outside the function, or in a layer's build)"
+            )
+
+
+def current() -> Tracer | None:
+    return tracers[-1] if tracers else None
+
+
+def control_flow_error(what: str) -> TracingError:
+    return TracingError(
+        f"{what} of a Variable computed inside a compiled Function: its value is not known when the graph "
+        "is built, because Python control flow is fixed at trace time. Use tapegrad.where() for a choice "
+        "that depends on values, compute the decision outside the Function, or return the value from it"
+    )
+
+
+# -- running a function under a tracer ----------------------------------------------------
+def flatten_args(args: tuple, kwargs: dict) -> tuple[list[Any], list[Any], Callable[[list], tuple]]:
+    """Split arguments into array leaves (ndarrays and Variables, in nested lists/tuples/dicts)
+    and the static rest. Returns (arrays, static key parts, rebuild(arrays) -> (args, kwargs))."""
+    arrays: list[Any] = []
+    static: list[Any] = []
+
+    def walk(x: Any) -> Callable[[list], Any]:
+        if isinstance(x, (Variable, np.ndarray, np.generic)):
+            i = len(arrays)
+            arrays.append(x)
+            return lambda leaves: leaves[i]
+        if isinstance(x, (list, tuple)):
+            parts = [walk(item) for item in x]
+            kind = type(x) if type(x) in (list, tuple) else list
+            static.append((kind.__name__, len(x)))
+            return lambda leaves: kind(p(leaves) for p in parts)
+        if isinstance(x, dict):
+            keys = list(x)
+            parts_d = [walk(x[k]) for k in keys]
+            static.append(("dict", tuple(keys)))
+            return lambda leaves: {k: p(leaves) for k, p in zip(keys, parts_d)}
+        static.append(x)
+        return lambda leaves: x
+
+    arg_parts = [walk(a) for a in args]
+    kw_keys = sorted(kwargs)
+    kw_parts = [walk(kwargs[k]) for k in kw_keys]
+    static.append(tuple(kw_keys))
+
+    def rebuild(leaves: list) -> tuple:
+        return tuple(p(leaves) for p in arg_parts), {k: p(leaves) for k, p in zip(kw_keys, kw_parts)}
+
+    return arrays, static, rebuild
+
+
+def flatten_outputs(result: Any, where: str) -> tuple[list[Variable], Callable[[list], Any]]:
+    flat: list[Variable] = []
+
+    def walk(x: Any, path: str) -> Callable[[list], Any]:
+        if isinstance(x, Variable):
+            i = len(flat)
+            flat.append(x)
+            return lambda outs: outs[i]
+        if isinstance(x, (list, tuple)):
+            parts = [walk(item, f"{path}[{i}]") for i, item in enumerate(x)]
+            kind = type(x) if type(x) in (list, tuple) else list
+            return lambda outs: kind(p(outs) for p in parts)
+        if isinstance(x, dict):
+            parts_d = {k: walk(v, f"{path}[{k!r}]") for k, v in x.items()}
+            return lambda outs: {k: p(outs) for k, p in parts_d.items()}
+        raise TracingError(
+            f"{where}: a compiled Function must return a Variable, or a list, tuple or dict of Variables; "
+            f"{path} is {type(x).__name__}"
+        )
+
+    build = walk(result, "the result")
+    return flat, build
+
+
+def trace(fn: Callable, args: tuple, kwargs: dict, allow_new_variables: bool,
+          where: str) -> tuple[Graph, Any, Callable[[list], Any]]:
+    """Trace ``fn(*args, **kwargs)``. Returns the graph, the eager result and the
+    function that rebuilds the result structure from a list of output Variables."""
+    arrays, _, rebuild_args = flatten_args(args, kwargs)
+    tracer = Tracer(allow_new_variables)
+    placeholders = []
+    for a in arrays:
+        var = a if isinstance(a, Variable) else wrap(a)
+        if id(var) in tracer.values:  # the same Variable passed twice
+            var = wrap(var._value)
+        tracer.placeholder(var)
+        placeholders.append(var)
+    call_args, call_kwargs = rebuild_args(placeholders)
+    paused = active_tapes[:]
+    active_tapes.clear()  # an outer tape sees the whole call as one node, recorded by the caller
+    tracers.append(tracer)
+    try:
+        result = fn(*call_args, **call_kwargs)
+    finally:
+        tracers.pop()
+        active_tapes[:] = paused
+    outputs, rebuild_out = flatten_outputs(result, where)
+    graph = Graph(tracer.inputs, tracer.captures, tracer.nodes, [tracer.value_of(o) for o in outputs])
+    return graph, result, rebuild_out

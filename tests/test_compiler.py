@@ -1,0 +1,324 @@
+"""Compiled Functions (API §5): tracing and caching, semantics, gradients, passes, listing."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+from tapegrad.compiler import TensorSpec, TracingError
+
+nn = tg.NeuralNetworks()
+g = nn.gradient()
+
+
+def test_seed_function_example():
+    """Seed 003/000's compiled function graph: z = (a*b + c)^2, dz/da = 60, dz/db = 40."""
+    func = g.Function(lambda a, b, c: g.add(g.mul(a, b), c))
+    a, b, c = g.Variable(2.0), g.Variable(3.0), g.Variable(4.0)
+    for _ in range(2):  # the first call compiles, the second executes the compiled graph
+        z = nn.with_(tape := g.GradientTape(), lambda: g.square(func(a, b, c)))
+        da, db = tape.gradient(z, [a, b])
+        assert (tg.to_string(z), tg.to_string(da), tg.to_string(db)) == ("100", "60", "40")
+    assert func.trace_count == 1
+
+
+def test_decorator_forms():
+    @g.Function
+    def f(x):
+        return x * 2.0
+
+    @tg.function(input_signature=[TensorSpec([None, 2], "float32")])
+    def h(x):
+        return x + 1.0
+
+    assert float(f(np.float32(3.0))) == 6.0
+    np.testing.assert_array_equal(h(np.ones((3, 2), np.float32)).value(), np.full((3, 2), 2.0))
+
+
+# -- the cache and retracing ---------------------------------------------------------------
+def test_cache_key_is_shapes_dtypes_and_static_values():
+    calls = []
+
+    @tg.Function
+    def f(x, scale):
+        calls.append(1)  # a Python side effect: runs only while tracing
+        return x * scale
+
+    f(np.ones(3, np.float32), 2.0)
+    f(np.zeros(3, np.float32), 2.0)
+    f(tg.Variable(np.ones(3, np.float32)), 2.0)
+    assert f.trace_count == 1 and len(calls) == 1
+    f(np.ones(4, np.float32), 2.0)
+    f(np.ones(3, np.float64), 2.0)
+    f(np.ones(3, np.float32), 3.0)
+    assert f.trace_count == 4 and len(calls) == 4
+    np.testing.assert_array_equal(f(np.ones(3, np.float32), 3.0).value(), [3.0, 3.0, 3.0])
+    assert f.trace_count == 4
+
+
+def test_retrace_warning_names_the_argument():
+    f = tg.Function(lambda x, y: x * y)
+    y = np.ones(1, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for n in range(1, 6):
+            f(np.ones(n, np.float32), y)
+    with pytest.warns(UserWarning, match=r"traced 6 times.*array argument 0 changed from shape \(5,\)"):
+        f(np.ones(6, np.float32), y)
+
+
+def test_unhashable_static_argument():
+    f = tg.Function(lambda x, opts: x * len(opts))
+    with pytest.raises(TypeError, match="not hashable"):
+        f(np.ones(2), bytearray(b"ab"))
+    # nested lists and dicts of static values are part of the key
+    assert tg.Function(lambda x, opts: x * opts["k"][0])(np.ones(2), {"k": [3]}).value().tolist() == [3, 3]
+
+
+def test_input_signature_is_checked():
+    f = tg.Function(lambda x: x * 2.0, input_signature=[TensorSpec([None, 3], "float32")])
+    f(np.ones((2, 3), np.float32))
+    f(np.ones((5, 3), np.float32))
+    with pytest.raises(ValueError, match=r"shape \(2, 4\).*TensorSpec\(shape=\(None, 3\)"):
+        f(np.ones((2, 4), np.float32))
+    with pytest.raises(ValueError, match="float64"):
+        f(np.ones((2, 3), np.float64))
+
+
+# -- semantics -------------------------------------------------------------------------------
+def test_python_control_flow_on_traced_values_is_an_error():
+    @tg.Function
+    def f(x):
+        if tg.reduce_sum(x) > 0:
+            return x
+        return -x
+
+    with pytest.raises(TracingError, match="Python control flow is fixed at trace time.*tapegrad.where"):
+        f(np.ones(2, np.float32))
+
+    @tg.Function
+    def h(x):
+        return x * float(tg.reduce_sum(x))
+
+    with pytest.raises(TracingError, match="float"):
+        h(np.ones(2, np.float32))
+
+
+def test_control_flow_on_static_arguments_is_fine():
+    @tg.Function
+    def f(x, training):
+        return x * 2.0 if training else x
+
+    assert float(f(np.float32(1.0), True)) == 2.0
+    assert float(f(np.float32(1.0), False)) == 1.0
+
+
+def test_captured_variables_are_read_by_reference():
+    w = tg.Variable([1.0, 2.0])
+    f = tg.Function(lambda x: x * w)
+    np.testing.assert_array_equal(f(np.ones(2, np.float32)).value(), [1.0, 2.0])
+    w.assign([5.0, 6.0])
+    np.testing.assert_array_equal(f(np.ones(2, np.float32)).value(), [5.0, 6.0])
+    assert f.trace_count == 1
+
+
+def test_variables_may_be_created_on_the_first_trace_only():
+    state = {}
+
+    @tg.Function
+    def f(x):
+        if "v" not in state:
+            state["v"] = tg.Variable(np.full(x.shape, 3.0, np.float32))
+        return x * state["v"]
+
+    np.testing.assert_array_equal(f(np.ones(2, np.float32)).value(), [3.0, 3.0])
+    np.testing.assert_array_equal(f(np.full(2, 2.0, np.float32)).value(), [6.0, 6.0])
+
+    @tg.Function
+    def h(x):
+        return x * tg.Variable(np.ones(x.shape, np.float32))
+
+    h(np.ones(2, np.float32))
+    with pytest.raises(TracingError, match="created a Variable while it was retraced"):
+        h(np.ones(3, np.float32))
+
+
+def test_result_must_be_variables():
+    with pytest.raises(TypeError, match=r"must return a Variable.*result\[1\] is int"):
+        tg.Function(lambda x: (x, 3))(np.ones(2))
+    out = tg.Function(lambda x: {"a": x * 2.0, "b": [x + 1.0, x]})(np.ones(2, np.float32))
+    assert set(out) == {"a", "b"} and out["b"][0].value().tolist() == [2.0, 2.0]
+
+
+def test_assign_inside_a_function_runs_at_every_call():
+    counter = tg.Variable(0.0)
+
+    @tg.Function
+    def step(x):
+        counter.assign(counter + x)
+        return counter * 1.0
+
+    for _ in range(3):
+        step(np.float32(2.0))
+    assert float(counter) == 6.0 and step.trace_count == 1
+
+
+def test_outputs_are_not_overwritten_by_later_calls():
+    f = tg.Function(lambda x: tg.tanh(x * 2.0) + 1.0)
+    first = f(np.ones(4, np.float32))
+    second = f(np.zeros(4, np.float32))
+    assert not np.shares_memory(first.value(), second.value())
+    np.testing.assert_allclose(first.value(), np.tanh(2.0) + 1.0, rtol=1e-6)
+
+
+def test_functions_call_functions():
+    inner = tg.Function(lambda x: tg.sin(x) * 2.0)
+    outer = tg.Function(lambda x: inner(x) + inner(x * 3.0))
+    x = tg.Variable(np.array([0.1, 0.5]), dtype="float64")
+    with tg.GradientTape() as tape:
+        y = tg.reduce_sum(outer(x))
+    expected = 2 * np.cos(x.value()) + 6 * np.cos(3 * x.value())
+    np.testing.assert_allclose(tape.gradient(y, x).value(), expected)
+
+
+# -- gradients ---------------------------------------------------------------------------------
+def test_gradients_reach_inputs_and_captured_trainable_variables():
+    W = tg.Variable(np.array([[1.0, 2.0], [3.0, 4.0]]), dtype="float64")
+    b = tg.Variable(np.array([0.5, -0.5]), dtype="float64")
+    f = tg.Function(lambda x: tg.tanh(tg.matmul(x, W) + b))
+    x = tg.Variable(np.array([[0.1, 0.2]]), dtype="float64")
+    for _ in range(2):
+        with tg.GradientTape() as tape:
+            y = tg.reduce_sum(f(x) * np.array([1.0, 2.0]))
+        gx, gW, gb = tape.gradient(y, [x, W, b])
+        t = np.tanh(x.value() @ W.value() + b.value())
+        d = (1 - t**2) * np.array([1.0, 2.0])
+        np.testing.assert_allclose(gb.value(), d[0])
+        np.testing.assert_allclose(gW.value(), x.value().T @ d)
+        np.testing.assert_allclose(gx.value(), d @ W.value().T)
+
+
+def test_second_and_third_derivatives_through_a_function():
+    f = tg.Function(lambda x: x**3 * tg.sin(x))
+    x = tg.Variable(0.8, dtype="float64")
+    for _ in range(2):
+        with tg.GradientTape() as t3:
+            with tg.GradientTape() as t2:
+                with tg.GradientTape() as t1:
+                    y = f(x)
+                d1 = t1.gradient(y, x)
+            d2 = t2.gradient(d1, x)
+        d3 = t3.gradient(d2, x)
+        v = 0.8
+        assert float(d1) == pytest.approx(3 * v**2 * np.sin(v) + v**3 * np.cos(v), rel=1e-12)
+        assert float(d2) == pytest.approx(6 * v * np.sin(v) + 6 * v**2 * np.cos(v) - v**3 * np.sin(v), rel=1e-12)
+        assert float(d3) == pytest.approx(
+            6 * np.sin(v) + 18 * v * np.cos(v) - 9 * v**2 * np.sin(v) - v**3 * np.cos(v), rel=1e-12)
+
+
+def test_multiple_outputs_each_get_their_gradient():
+    f = tg.Function(lambda x: (x * 2.0, x * x))
+    x = tg.Variable([1.0, 3.0])
+    with tg.GradientTape() as tape:
+        a, b = f(x)
+        y = tg.reduce_sum(a) + tg.reduce_sum(b * 10.0)
+    np.testing.assert_allclose(tape.gradient(y, x).value(), [2 + 20.0, 2 + 60.0])
+
+
+def test_a_tape_inside_the_function_body():
+    w = tg.Variable(np.array([1.0, -2.0, 0.5]), dtype="float64")
+
+    @tg.Function
+    def loss_and_grad(x):
+        with tg.GradientTape() as tape:
+            loss = tg.reduce_sum(tg.square(tg.tanh(x * w)))
+        return loss, tape.gradient(loss, w)
+
+    x = np.array([0.3, 0.2, -0.1])
+    for _ in range(3):
+        loss, gw = loss_and_grad(x)
+        t = np.tanh(x * w.value())
+        np.testing.assert_allclose(gw.value(), 2 * t * (1 - t**2) * x)
+        w.assign(w.value() - 0.1 * gw.value())
+    assert loss_and_grad.trace_count == 1
+
+
+# -- compiled equals eager: random programs ----------------------------------------------------------
+UNARY = [tg.tanh, tg.sin, tg.exp, tg.sigmoid, tg.neg, tg.square, lambda v: tg.log(tg.square(v) + 1.0),
+         tg.softplus, lambda v: tg.relu(v) * 2.0]
+BINARY = [tg.add, tg.sub, tg.mul, lambda a, b: a / (tg.square(b) + 1.0), tg.maximum]
+
+
+def random_program(seed: int):
+    rng = np.random.default_rng(seed)
+    plan = [(rng.integers(2), rng.integers(len(UNARY)), rng.integers(len(BINARY)), rng.integers(3))
+            for _ in range(rng.integers(4, 12))]
+
+    def program(x, y):
+        values = [x, y]
+        for kind, u, b, pick in plan:
+            if kind == 0:
+                values.append(UNARY[u](values[-1 - pick % len(values)]))
+            else:
+                values.append(BINARY[b](values[-1], values[-1 - (pick + 1) % len(values)]))
+        total = values[-1] + tg.reduce_sum(values[-2], axis=-1, keepdims=True)
+        return tg.reduce_sum(total * total)
+
+    return program
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_programs_compiled_equal_eager(seed):
+    program = random_program(seed)
+    compiled = tg.Function(program)
+    rng = np.random.default_rng(100 + seed)
+    xv, yv = rng.normal(size=(2, 3)), rng.normal(size=(3,))
+
+    def derivatives(fn):
+        x = tg.Variable(xv, dtype="float64")
+        y = tg.Variable(yv, dtype="float64")
+        with tg.GradientTape() as outer:
+            with tg.GradientTape() as inner:
+                value = fn(x, y)
+            gx, gy = inner.gradient(value, [x, y], unconnected_gradients="zero")
+            probe = tg.reduce_sum(gx * 0.5) + tg.reduce_sum(gy)
+        hx, hy = outer.gradient(probe, [x, y], unconnected_gradients="zero")
+        return [float(value), gx.value(), gy.value(), hx.value(), hy.value()]
+
+    eager = derivatives(program)
+    for _ in range(2):  # trace, then the compiled graph
+        got = derivatives(compiled)
+        for e, c in zip(eager, got):
+            np.testing.assert_allclose(c, e, rtol=1e-9, atol=1e-12)
+    assert compiled.trace_count == 1
+
+
+# -- the optimiser and the listing ---------------------------------------------------------------
+def test_listing_shows_optimised_forward_and_backward():
+    x = tg.Variable(np.ones(4, np.float32))
+    w = tg.Variable(np.full(4, 2.0, np.float32), trainable=False)
+
+    @tg.Function
+    def f(x):
+        unused = tg.exp(x) * 3.0  # noqa: F841 - dead code
+        a = tg.tanh(x * w + 1.0)
+        b = tg.tanh(x * w + 1.0)  # the same subexpression
+        return a + b * 1.0 + (2.0 * 3.0)
+
+    text = str(f.graph(x))
+    forward, backward = text.split("\n\n")
+    assert forward.startswith("forward f(") and backward.startswith("backward f.backward(")
+    assert "exp" not in forward  # dead code removed
+    assert forward.count("tanh") == 1  # common subexpression merged
+    assert "fused {mul(" in forward  # elementwise chain fused
+    assert "6.0" in forward  # constants folded
+    np.testing.assert_allclose(f(x).value(), 2 * np.tanh(3.0) + 6.0, rtol=1e-6)
+
+
+def test_compiled_chain_uses_buffers_in_place():
+    f = tg.Function(lambda x: tg.tanh(tg.tanh(x * 2.0 + 1.0) * 3.0))
+    f(np.ones((8, 8), np.float32))
+    compiled = next(iter(f._cache.values()))
+    assert "np_empty" in compiled.run.source and "np_tanh(" in compiled.run.source
+    np.testing.assert_allclose(f(np.zeros((8, 8), np.float32)).value(), np.tanh(np.tanh(1.0) * 3.0), rtol=1e-6)
