@@ -2,8 +2,11 @@
 vectors of shape (16,), forward plus backward (gradient with respect to the input);
 reported in microseconds per op. w and b are constants (non-trainable Variables).
 
-    python bench/op_chain.py                     # tapegrad, torch, numpy in alternation
+    python bench/op_chain.py                     # every framework, in alternation
     python bench/op_chain.py --framework tapegrad,torch --rounds 5
+
+Frameworks: tapegrad (eager), tapegrad_function (the step compiled with g.Function),
+torch (eager), numpy (hand-written forward and backward), jax_jit (jax.jit(jax.grad)).
 """
 
 from __future__ import annotations
@@ -83,6 +86,37 @@ def build_tapegrad(args):
     return step
 
 
+def build_tapegrad_function(args):
+    """The same step (tape and gradient) compiled with g.Function."""
+    import tapegrad as tg
+
+    x0, w, b = data(args.size)
+    x, tw, tb = tg.Variable(x0), tg.Variable(w, trainable=False), tg.Variable(b, trainable=False)
+
+    @tg.NeuralNetworks().gradient().Function
+    def step():
+        with tg.GradientTape() as tape:
+            y = tg.reduce_sum(chain(x, tw, tb, args.n, tg.tanh))
+        return tape.gradient(y, x)
+
+    assert np.allclose(step().value(), reference(args), rtol=1e-3, atol=1e-5)
+    return step
+
+
+def build_jax_jit(args):
+    import os
+
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    import jax
+    import jax.numpy as jnp
+
+    x0, w, b = data(args.size)
+    jx, jw, jb = map(jnp.asarray, (x0, w, b))
+    grad = jax.jit(jax.grad(lambda x: chain(x, jw, jb, args.n, jnp.tanh).sum()))
+    assert np.allclose(np.asarray(grad(jx)), reference(args), rtol=1e-3, atol=1e-5)
+    return lambda: grad(jx).block_until_ready()
+
+
 def build_torch(args):
     import torch
 
@@ -98,7 +132,8 @@ def build_torch(args):
     return step
 
 
-FRAMEWORKS = {"tapegrad": build_tapegrad, "torch": build_torch, "numpy": build_numpy}
+FRAMEWORKS = {"tapegrad": build_tapegrad, "torch": build_torch, "numpy": build_numpy,
+              "tapegrad_function": build_tapegrad_function, "jax_jit": build_jax_jit}
 
 
 def options(ap: argparse.ArgumentParser) -> None:

@@ -2,7 +2,10 @@
 (43, 3, 2), float64: one evaluation = forward + gradient with respect to a, b and c;
 reported in microseconds.
 
-    python bench/scalar_function.py              # tapegrad, torch, numpy in alternation
+    python bench/scalar_function.py              # every framework, in alternation
+
+Frameworks: tapegrad (eager), tapegrad_function (compiled with g.Function), torch
+(eager), numpy (hand-derived gradient on NumPy scalars), jax_jit (jax.jit(jax.grad)).
 """
 
 from __future__ import annotations
@@ -40,6 +43,44 @@ def build_tapegrad(args):
     return step
 
 
+def build_tapegrad_function(args):
+    """The same evaluation (tape and gradient) compiled with g.Function."""
+    import tapegrad as tg
+
+    a, b, c = (tg.Variable(v, dtype="float64") for v in (A, B, C))
+
+    @tg.NeuralNetworks().gradient().Function
+    def step():
+        with tg.GradientTape() as tape:
+            f = tg.log((tg.sin(a * b) + tg.exp(c - a / b)) ** 2) * c
+        return tape.gradient(f, [a, b, c])
+
+    check(step())
+    return step
+
+
+def build_jax_jit(args):
+    import os
+
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    grad = jax.jit(jax.grad(lambda a, b, c: jnp.log((jnp.sin(a * b) + jnp.exp(c - a / b)) ** 2) * c,
+                            argnums=(0, 1, 2)))
+    a, b, c = (jnp.asarray(v, dtype=jnp.float64) for v in (A, B, C))
+    check(grad(a, b, c))
+
+    def step():
+        out = grad(a, b, c)
+        jax.block_until_ready(out)
+        return out
+
+    return step
+
+
 def build_torch(args):
     import torch
 
@@ -73,7 +114,8 @@ def build_numpy(args):
     return step
 
 
-FRAMEWORKS = {"tapegrad": build_tapegrad, "torch": build_torch, "numpy": build_numpy}
+FRAMEWORKS = {"tapegrad": build_tapegrad, "torch": build_torch, "numpy": build_numpy,
+              "tapegrad_function": build_tapegrad_function, "jax_jit": build_jax_jit}
 
 if __name__ == "__main__":
     harness.main(__import__(__name__))
