@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .ir import ACC, Fused, Graph, Node, Value
-from .kernels import KERNELS, VIEW_NAMES, VIEWS
+from .kernels import KERNELS, SCALAR_OPERATORS, SHAPED_EMITTERS, VIEW_NAMES, VIEWS
 
 
 def _kernel_of(node: Node) -> str:
@@ -137,7 +137,13 @@ def generate(graph: Graph) -> Callable[[list, list], list]:
                 for name, value in kernel.names.items():
                     bind(name, value)
                 args = [out if i is ACC else ref(i) for i in inputs]
-                body.extend(kernel.emit(args, out, params))
+                if op.name in SHAPED_EMITTERS:
+                    body.extend(SHAPED_EMITTERS[op.name](args, out, params, inputs[0].shape))
+                else:
+                    body.extend(kernel.emit(args, out, params))
+        elif node.op.name in SCALAR_OPERATORS and not node.params:
+            names[node.output.id] = f"v{j}"
+            body.append(f"v{j} = " + SCALAR_OPERATORS[node.op.name].format(*(ref(i) for i in node.inputs)))
         else:  # call the primitive's NumPy forward
             fn = node.op.impl if not node.params else functools.partial(node.op.impl, **node.params)
             bind(f"f{j}", fn)

@@ -91,6 +91,23 @@ def _reduce(ufunc_name: str) -> Callable[[list[str], str, dict], list[str]]:
 
 
 KERNELS["reduce_sum"] = Kernel(_reduce("np_add_reduce"), (), {"np_add_reduce": np.add.reduce})
+KERNELS["reduce_mean"] = Kernel(
+    lambda a, out, p: [f"np_mean({a[0]}, axis={p['axis']!r}, keepdims={p['keepdims']!r}, out={out})"], (),
+    {"np_mean": np.mean})
+
+
+def _sum_to(a: list[str], out: str, p: dict, in_shape: tuple[int, ...]) -> list[str]:
+    # sum the broadcast axes with keepdims, into a view of the output of the keepdims shape
+    shape = p["shape"]
+    lead = len(in_shape) - len(shape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and in_shape[i + lead] != 1)
+    kept = tuple(1 if i in axes else n for i, n in enumerate(in_shape))
+    target = out if kept == shape else f"{out}.reshape({kept!r})"
+    return [f"np_add_reduce({a[0]}, {axes!r}, None, {target}, True)"]
+
+
+KERNELS["sum_to"] = Kernel(None, (), {"np_add_reduce": np.add.reduce})  # emitted by _sum_to (needs shapes)
+SHAPED_EMITTERS = {"sum_to": _sum_to}
 KERNELS["reduce_max"] = Kernel(_reduce("np_maximum_reduce"), (), {"np_maximum_reduce": np.maximum.reduce})
 KERNELS["reduce_min"] = Kernel(_reduce("np_minimum_reduce"), (), {"np_minimum_reduce": np.minimum.reduce})
 
@@ -98,6 +115,10 @@ KERNELS["reduce_min"] = Kernel(_reduce("np_minimum_reduce"), (), {"np_minimum_re
 ELEMENTWISE = frozenset(set(_UFUNCS) | {"relu", "softplus", "sigmoid", "clip_by_value", "where"})
 # A fused chain may also start with a matmul (matmul + bias + activation).
 FUSION_HEADS = frozenset({"matmul"})
+
+# 0-d values are NumPy scalars: these run as Python operators (NumPy's scalar fast path).
+SCALAR_OPERATORS = {"add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}",
+                    "pow": "{0} ** {1}", "neg": "-{0}"}
 
 # Kernels that return a view of their first input (no buffer, no copy).
 VIEWS: dict[str, Callable[[list[str], dict, dict], str]] = {
