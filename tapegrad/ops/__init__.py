@@ -44,6 +44,7 @@ from .elementwise import (
     where,
 )
 from .linalg import matmul
+from .nn_ops import dropout, elu, erf, erfc, gelu, leaky_relu, silu
 from .reduction import argmax, argmin, logsumexp, reduce_max, reduce_mean, reduce_min, reduce_sum
 from .shape import (
     broadcast_to,
@@ -68,4 +69,6 @@ __all__ = [
     "reduce_min", "reduce_sum", "relu", "repeat", "reshape", "scale", "shape", "sigmoid", "sign", "sin",
     "softmax", "softplus", "split", "sqrt", "square", "squeeze", "stack", "stop_gradient", "sub", "tan",
     "tanh", "transpose", "where", "zeros", "zeros_like",
+    # neural-network ops (nn_ops.py)
+    "dropout", "elu", "erf", "erfc", "gelu", "leaky_relu", "silu",
 ]

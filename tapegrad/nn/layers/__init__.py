@@ -1,5 +1,57 @@
-"""Layers. Each builds its weights from the shape of its first input."""
+"""Layers. Each builds its weights from the shape of its first input.
 
+Every layer is a :class:`Layer` subclass with ``get_config()`` / ``from_config()``;
+:func:`serialize` and :func:`deserialize` turn a layer into a JSON-ready dict and back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...errors import OpTypeError, OpValueError
 from .base import Layer, reset_names, unique_name
+from .core import Activation, Dense, Input
+from .embedding import Embedding
+from .gather import Gather
+from .merging import Add, Concatenate
+from .normalization import BatchNormalization, LayerNormalization
+from .regularization import Dropout
+from .reshaping import ExpandDims, Flatten, RepeatVector, Reshape
 
-__all__ = ["Layer", "reset_names", "unique_name"]
+_CLASSES: dict[str, type[Layer]] = {
+    cls.__name__: cls
+    for cls in (Input, Dense, Activation, Flatten, Reshape, ExpandDims, RepeatVector, Concatenate, Add, Gather,
+                Embedding, Dropout, BatchNormalization, LayerNormalization)
+}
+
+
+def get_class(name: str, custom_objects: dict[str, Any] | None = None) -> type[Layer]:
+    """The layer class called ``name`` (``custom_objects`` first)."""
+    if custom_objects and name in custom_objects:
+        return custom_objects[name]
+    cls = _CLASSES.get(name)
+    if cls is None:
+        raise OpValueError(f"layers: unknown layer class {name!r}; known: {', '.join(sorted(_CLASSES))} "
+                           f"(pass other classes in custom_objects)")
+    return cls
+
+
+def serialize(layer: Layer) -> dict[str, Any]:
+    """``{"class_name": ..., "config": layer.get_config()}``."""
+    if not isinstance(layer, Layer):
+        raise OpTypeError(f"layers.serialize: expected a Layer, got {type(layer).__name__}")
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+def deserialize(config: dict[str, Any], custom_objects: dict[str, Any] | None = None) -> Layer:
+    """A new (unbuilt) layer from :func:`serialize`'s dict."""
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise OpValueError(f"layers.deserialize: expected {{'class_name': ..., 'config': ...}}, got {config!r}")
+    return get_class(config["class_name"], custom_objects).from_config(dict(config.get("config") or {}))
+
+
+__all__ = [
+    "Activation", "Add", "BatchNormalization", "Concatenate", "Dense", "Dropout", "Embedding", "ExpandDims",
+    "Flatten", "Gather", "Input", "Layer", "LayerNormalization", "RepeatVector", "Reshape", "deserialize",
+    "get_class", "reset_names", "serialize", "unique_name",
+]

@@ -1,0 +1,82 @@
+"""Embedding: integer indices to dense vectors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...autodiff.variable import Variable, wrap
+from ...errors import OpValueError
+from ...ops.nn_ops import gatherb_p
+from .. import initializers
+from ._util import integer_indices, single_shape, value_of
+from .base import Layer
+
+
+class Embedding(Layer):
+    """Map integer indices in ``[0, input_dim)`` to rows of an ``(input_dim, output_dim)``
+    table: ``(batch, ...) -> (batch, ..., output_dim)``.
+
+    ``embeddings_initializer`` defaults to ``"uniform"`` (U(-0.05, 0.05)), as in Keras and
+    Rindow. With ``mask_zero=True`` index 0 is padding: :meth:`compute_mask` gives the
+    boolean mask ``inputs != 0`` for later layers (then ``input_dim`` must count index 0).
+    ``input_length`` (Rindow) fixes the sample shape to ``(input_length,)``.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        output_dim: int,
+        embeddings_initializer: Any = "uniform",
+        mask_zero: bool = False,
+        input_length: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if input_length is not None and kwargs.get("input_shape") is None:
+            kwargs["input_shape"] = (int(input_length),)
+        super().__init__(**kwargs)
+        for arg, value in (("input_dim", input_dim), ("output_dim", output_dim)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
+                raise OpValueError(f"{self.name}: {arg} must be a positive int, got {value!r}")
+        self.input_dim = int(input_dim)
+        self.output_dim = int(output_dim)
+        self.mask_zero = bool(mask_zero)
+        self.input_length = None if input_length is None else int(input_length)
+        self.embeddings_initializer = initializers.get(embeddings_initializer)
+        self._init_config = initializers.serialize(embeddings_initializer)
+        self.embeddings: Variable | None = None
+
+    def build(self, input_shape: Any) -> None:
+        shape = single_shape(self, input_shape)
+        self.embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim),
+                                          self.embeddings_initializer)
+        self.output_shape = self.compute_output_shape(shape)
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        indices = integer_indices(self, inputs)
+        idx = value_of(indices)
+        if idx.size:
+            lo, hi = idx.min(), idx.max()
+            if lo < 0 or hi >= self.input_dim:
+                bad = lo if lo < 0 else hi
+                raise OpValueError(f"{self.name}: index {bad} is out of range [0, {self.input_dim}) "
+                                   f"(input_dim={self.input_dim})")
+        return gatherb_p.apply(self.embeddings, indices, batch=0, outer=0, inner=0)
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Variable | None:
+        """``inputs != 0`` as a bool Variable with ``mask_zero``, else None."""
+        if not self.mask_zero:
+            return None
+        return wrap(np.not_equal(np.asarray(value_of(inputs)), 0))
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return tuple(input_shape) + (self.output_dim,)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(input_dim=self.input_dim, output_dim=self.output_dim,
+                      embeddings_initializer=self._init_config, mask_zero=self.mask_zero)
+        if self.input_length is not None:
+            config["input_length"] = self.input_length
+        return config
