@@ -322,3 +322,23 @@ def test_compiled_chain_uses_buffers_in_place():
     compiled = next(iter(f._cache.values()))
     assert "np_empty" in compiled.run.source and "np_tanh(" in compiled.run.source
     np.testing.assert_allclose(f(np.zeros((8, 8), np.float32)).value(), np.tanh(np.tanh(1.0) * 3.0), rtol=1e-6)
+
+
+def test_random_draws_are_not_repeated_by_the_backward_pass():
+    """Dropout's mask is impure: the compiled backward uses the forward's draw."""
+    layer = tg.layers.Dropout(0.5, seed=0)
+    f = tg.Function(lambda x: layer(x, training=True) * 3.0)
+    x = tg.Variable(np.ones((4, 50), np.float32))
+    masks = []
+    for _ in range(3):
+        with tg.GradientTape() as tape:
+            y = f(x)
+            total = tg.reduce_sum(y)
+        gx = tape.gradient(total, x).value()
+        kept = y.value() != 0
+        np.testing.assert_array_equal(gx != 0, kept)  # the gradient flows exactly where the mask kept
+        np.testing.assert_allclose(gx[kept], 6.0)  # 3 * 1 / (1 - rate)
+        masks.append(kept)
+    assert not np.array_equal(masks[1], masks[2])  # a fresh draw at every call
+    two = tg.Function(lambda x: tg.layers.Dropout(0.5)(x, training=True) - tg.layers.Dropout(0.5)(x, training=True))
+    assert np.any(two(np.ones((4, 50), np.float32)).value() != 0)  # two draws are never merged

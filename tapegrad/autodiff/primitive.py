@@ -37,7 +37,7 @@ class Primitive:
 
     __slots__ = (
         "name", "impl", "argnames", "vjp_rules", "vjp_joint", "broadcasting", "differentiable", "check",
-        "apply1", "apply2", "__weakref__",
+        "impure", "apply1", "apply2", "__weakref__",
     )
 
     def __init__(
@@ -49,6 +49,7 @@ class Primitive:
         broadcasting: bool = False,
         differentiable: bool = True,
         check: Callable[..., str | None] | None = None,
+        impure: bool = False,
     ) -> None:
         self.name = name
         self.impl = impl
@@ -57,6 +58,9 @@ class Primitive:
         self.differentiable = differentiable
         # check(vals, params) -> message or None: explains why impl failed.
         self.check = check
+        # impure: the result is not a function of the inputs alone (a random draw). The
+        # compiler never folds, merges or re-executes it to differentiate.
+        self.impure = impure
         self.vjp_rules: tuple | None = None
         self.vjp_joint: Callable[..., Any] | None = None
         # Specialised apply() for one and two inputs without parameters: the eager hot path.

@@ -49,18 +49,26 @@ class TensorSpec:
 
 
 class _Compiled:
-    """One traced signature: the optimised graph and its generated code."""
+    """One traced signature: the optimised graph and its generated code.
+
+    The values of impure nodes (random draws) are extra outputs, "residuals": the
+    backward pass replays the forward with them instead of drawing again.
+    """
 
     def __init__(self, graph: Graph, rebuild_out: Callable[[list], Any], optimize: bool) -> None:
         self.traced = graph
-        self.graph = passes.optimize(graph) if optimize else graph
+        self.n_outputs = len(graph.outputs)
+        self.residuals = [n.output for n in graph.nodes if n.effect is None and n.op.impure]
+        runnable = Graph(graph.inputs, graph.captures, graph.nodes, graph.outputs + self.residuals)
+        self.graph = passes.optimize(runnable) if optimize else runnable
         self.run = codegen.generate(self.graph)
         self.rebuild_out = rebuild_out
         self.call_prim: Primitive | None = None
         self.backward: Function | None = None
 
-    def execute(self, arrays: list) -> list:
-        return self.run(arrays, [v.payload for v in self.graph.captures])
+    def execute(self, arrays: list) -> tuple[list, list]:
+        values = self.run(arrays, [v.payload for v in self.graph.captures])
+        return values[:self.n_outputs], values[self.n_outputs:]
 
 
 class Function:
@@ -132,10 +140,10 @@ class Function:
         compiled = self._cache.get(key)
         if compiled is None:
             return self._trace(key, args, kwargs)
-        outs = compiled.execute([a._value if isinstance(a, Variable) else a for a in arrays])
+        outs, residuals = compiled.execute([a._value if isinstance(a, Variable) else a for a in arrays])
         results = [wrap(o) for o in outs]
         if active_tapes:
-            self._record_call(compiled, arrays, results)
+            self._record_call(compiled, arrays, results, residuals)
         return compiled.rebuild_out(results)
 
     def _trace(self, key: Any, args: tuple, kwargs: dict) -> Any:
@@ -146,8 +154,8 @@ class Function:
                 f"input_signature with None for a free dimension, or keep non-array arguments constant",
                 stacklevel=3,
             )
-        graph, result, rebuild_out = trace(self.fn, args, kwargs, allow_new_variables=self.trace_count == 0,
-                                           where=f"Function {self.name}")
+        graph, result, rebuild_out, tracer = trace(self.fn, args, kwargs, allow_new_variables=self.trace_count == 0,
+                                                   where=f"Function {self.name}")
         compiled = _Compiled(graph, rebuild_out, self.optimize)
         self._cache[key] = compiled
         self._keys.append(key)
@@ -155,18 +163,19 @@ class Function:
         if active_tapes:
             arrays, _, _ = flatten_args(args, kwargs)
             outputs, _ = flatten_outputs(result, self.name)
-            self._record_call(compiled, arrays, outputs)
+            residuals = [tracer.variable_of[v.id]._value for v in compiled.residuals]
+            self._record_call(compiled, arrays, outputs, residuals)
         return result
 
     # -- gradients ---------------------------------------------------------------------------
-    def _record_call(self, compiled: _Compiled, arrays: list, outputs: list[Variable]) -> None:
+    def _record_call(self, compiled: _Compiled, arrays: list, outputs: list[Variable], residuals: list) -> None:
         """Record the call as one node per output on the active tapes (see _call_prim)."""
         captures = [v.payload for v in compiled.traced.captures]
         args = tuple(arrays) + tuple(captures)
         vals = tuple(a._value if isinstance(a, Variable) else a for a in args)
         prim = self._call_prim(compiled)
         for k, out in enumerate(outputs):
-            record(prim, args, vals, {"output": k}, out)
+            record(prim, args, vals, {"output": k, "residuals": tuple(residuals)}, out)
 
     def _call_prim(self, compiled: _Compiled) -> Primitive:
         if compiled.call_prim is None:
@@ -180,7 +189,7 @@ class Function:
                 cotangents = [g if j == k else _zeros_like_output(compiled.traced.outputs[j])
                               for j in range(n_outputs)]
                 backward = self._backward(compiled)
-                grads = backward(*inputs, *cotangents)
+                grads = backward(*inputs, *params["residuals"], *cotangents)
                 return list(grads)
 
             prim.defvjp_joint(vjp)
@@ -192,14 +201,15 @@ class Function:
             graph = compiled.traced
 
             def backward(*values: Any) -> list:
-                n_in, n_cap = len(graph.inputs), len(graph.captures)
+                n_in, n_cap, n_res = len(graph.inputs), len(graph.captures), len(compiled.residuals)
                 inputs = [v if isinstance(v, Variable) else wrap(np.asarray(v)) for v in values[:n_in + n_cap]]
-                cotangents = values[n_in + n_cap:]
+                saved = dict(zip((v.id for v in compiled.residuals), values[n_in + n_cap:n_in + n_cap + n_res]))
+                cotangents = values[n_in + n_cap + n_res:]
                 with GradientTape(persistent=False, watch_accessed_variables=False) as tape:
                     for v in inputs:
                         if v.dtype.kind == "f":
                             tape.watch(v)
-                    outs = replay(graph, inputs[:n_in], inputs[n_in:])
+                    outs = replay(graph, inputs[:n_in], inputs[n_in:], saved)
                 floats = [v for v in inputs if v.dtype.kind == "f"]
                 grads = tape.gradient(outs, floats, output_gradients=list(cotangents),
                                       unconnected_gradients="zero")
@@ -228,6 +238,7 @@ class Function:
             backward = self._backward(compiled)
             values = [a._value if isinstance(a, Variable) else a for a in arrays]
             values += [v.payload._value for v in compiled.traced.captures]
+            values += [np.zeros(v.shape, v.dtype) for v in compiled.residuals]
             cotangents = [np.ones(v.shape, v.dtype) for v in compiled.traced.outputs]
             sections.append(backward._listing((*values, *cotangents), {}, with_backward=False)
                             .replace("forward ", "backward ", 1))
@@ -255,9 +266,11 @@ def _zeros_like_output(v: Any) -> np.ndarray:
     return np.zeros(v.shape, v.dtype)
 
 
-def replay(graph: Graph, inputs: list[Variable], captures: list[Variable]) -> list[Variable]:
+def replay(graph: Graph, inputs: list[Variable], captures: list[Variable],
+           saved: dict[int, Any] | None = None) -> list[Variable]:
     """Run a traced graph's primitives on Variables (so tapes and tracers record them).
-    Effects are skipped: replaying is for differentiation, not for running a step twice."""
+    Effects are skipped: replaying is for differentiation, not for running a step twice.
+    Impure nodes take their ``saved`` values (the forward's random draws)."""
     env: dict[int, Any] = {}
     for v, var in zip(graph.inputs, inputs):
         env[v.id] = var
@@ -270,8 +283,11 @@ def replay(graph: Graph, inputs: list[Variable], captures: list[Variable]) -> li
     for node in graph.nodes:
         if node.effect is not None:
             continue
-        out = node.op.apply(*[get(i) for i in node.inputs], **node.params)
-        env[node.output.id] = out
+        if saved and node.output.id in saved:
+            value = saved[node.output.id]
+            env[node.output.id] = value if isinstance(value, Variable) else wrap(value)
+            continue
+        env[node.output.id] = node.op.apply(*[get(i) for i in node.inputs], **node.params)
     return [get(v) for v in graph.outputs]
 
 

@@ -74,6 +74,9 @@ def simplify(graph: Graph) -> Graph:
         if node.effect is not None:
             nodes.append(node)
             continue
+        if node.op.impure:
+            nodes.append(node)
+            continue
         replacement = _simplify_node(node)
         if replacement is None and node.inputs and all(i.kind == "const" for i in node.inputs):
             replacement = _fold(node)
@@ -192,6 +195,9 @@ def cse(graph: Graph) -> Graph:
         node.inputs = [s(i) for i in node.inputs]
         if node.effect is not None:
             seen.clear()  # an effect may change a captured Variable: nothing before it is reusable
+            nodes.append(node)
+            continue
+        if node.op.impure:  # two random draws are two different values
             nodes.append(node)
             continue
         key = (id(node.op), _key(node.inputs), _key(node.params))

@@ -36,6 +36,7 @@ class Tracer:
         self.inputs: list[Value] = []
         self.captures: list[Value] = []
         self.allow_new_variables = allow_new_variables
+        self.variable_of: dict[int, Variable] = {}  # node value id -> the Variable computed while tracing
 
     # -- values ------------------------------------------------------------------------
     def placeholder(self, var: Variable) -> Value:
@@ -79,6 +80,7 @@ class Tracer:
         value.payload = node
         self.values[id(out)] = value
         self.keep.append(out)
+        self.variable_of[value.id] = out
         self.nodes.append(node)
 
     def effect(self, name: str, run: Callable[..., None], describe: str, inputs: list[Any]) -> None:
@@ -167,9 +169,9 @@ def flatten_outputs(result: Any, where: str) -> tuple[list[Variable], Callable[[
 
 
 def trace(fn: Callable, args: tuple, kwargs: dict, allow_new_variables: bool,
-          where: str) -> tuple[Graph, Any, Callable[[list], Any]]:
-    """Trace ``fn(*args, **kwargs)``. Returns the graph, the eager result and the
-    function that rebuilds the result structure from a list of output Variables."""
+          where: str) -> tuple[Graph, Any, Callable[[list], Any], Tracer]:
+    """Trace ``fn(*args, **kwargs)``. Returns the graph, the eager result, the function
+    that rebuilds the result structure from a list of output Variables, and the tracer."""
     arrays, _, rebuild_args = flatten_args(args, kwargs)
     tracer = Tracer(allow_new_variables)
     placeholders = []
@@ -190,4 +192,4 @@ def trace(fn: Callable, args: tuple, kwargs: dict, allow_new_variables: bool,
         active_tapes[:] = paused
     outputs, rebuild_out = flatten_outputs(result, where)
     graph = Graph(tracer.inputs, tracer.captures, tracer.nodes, [tracer.value_of(o) for o in outputs])
-    return graph, result, rebuild_out
+    return graph, result, rebuild_out, tracer

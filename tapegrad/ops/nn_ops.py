@@ -226,7 +226,7 @@ def _dropout_mask_impl(x: Any, rate: float, noise_shape: tuple[int, ...] | None,
     return np.where(draw >= rate, keep, np.zeros((), dtype=dtype))
 
 
-dropout_mask_p = Primitive("dropout_mask", _dropout_mask_impl, differentiable=False)
+dropout_mask_p = Primitive("dropout_mask", _dropout_mask_impl, differentiable=False, impure=True)
 
 
 # -- gatherb / scatterb_add (Rindow's batched gather) -----------------------------------
