@@ -53,3 +53,31 @@ grads = tape.gradient(c, [a, b])
 print("c=" + to_string(c))
 print("da=" + to_string(grads[0]))
 print("db=" + to_string(grads[1]))
+
+# Layers, losses and optimizers inside the tape (the seed's last snippet): the weights of a
+# Dense layer come from trainable_variables(), and SGD updates them in place.
+tapegrad.set_seed(0)
+a = g.Variable(np.array([[1, 2, 3], [2, 3, 4]], dtype=np.float32))
+x = g.Variable(np.array([[4, 5, 6], [5, 6, 7]], dtype=np.float32))
+target = g.Variable(np.array([0, 1], dtype=np.int32))
+
+dense = nn.layers().Dense(10)
+lossfunc = nn.losses().SparseCategoricalCrossentropy(from_logits=True)
+
+
+def forward():
+    h = g.mul(x, a)
+    h = dense.forward(h)
+    return lossfunc.forward(target, h)
+
+
+loss = nn.with_(tape := g.GradientTape(), forward)
+weights = dense.trainable_variables()
+grads = tape.gradient(loss, weights)
+print("weights: " + ", ".join(f"{w.name}{tuple(w.shape)}" for w in weights))
+print("grads: " + ", ".join(f"{tuple(gr.shape)}" for gr in grads))
+
+optimizer = nn.optimizers().SGD()
+optimizer.update(weights, grads)
+after = forward()
+print(f"loss={float(loss):.6f} after one SGD step={float(after):.6f} decreased={float(after) < float(loss)}")

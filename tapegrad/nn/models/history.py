@@ -1,0 +1,135 @@
+"""History (what ``fit`` returns) and loss-curve plots on matplotlib.
+
+matplotlib is an optional dependency (``pip install matplotlib``): it is imported only
+when a plot is asked for, and without a display the non-interactive Agg backend is
+used, so plots can always be saved to a PNG.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Iterable, Mapping, Sequence
+
+from .callbacks import Callback
+
+
+class History(Callback):
+    """Records the epoch logs of ``fit``: ``history.history`` maps ``"loss"``, the metric
+    names, ``"val_loss"`` and ``"val_<metric>"`` to per-epoch lists of floats;
+    ``history.epoch`` lists the epoch indices (0-based) and ``history.params`` the fit
+    parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.epoch = []
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch.append(epoch)
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(value)
+
+    def __repr__(self) -> str:
+        return f"<History epochs={len(self.epoch)} keys={list(self.history)}>"
+
+    def plot(
+        self,
+        keys: Sequence[str] | None = None,
+        path: str | os.PathLike | None = None,
+        *,
+        title: str | None = None,
+        show: bool | None = None,
+    ) -> Any:
+        """Plot the per-epoch curves (default: every key; ``val_x`` next to ``x``).
+        See :func:`plot_history`."""
+        return plot_history(self, keys=keys, path=path, title=title, show=show)
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError(
+            "plotting needs matplotlib, an optional dependency of tapegrad: pip install matplotlib"
+        ) from None
+    if not os.environ.get("MPLBACKEND") and not _has_display():
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _has_display() -> bool:
+    if sys.platform in ("win32", "darwin"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _curves(history: Any) -> dict[str, list[float]]:
+    if isinstance(history, History):
+        return history.history
+    if isinstance(history, Mapping):
+        return {str(k): list(v) for k, v in history.items()}
+    if isinstance(history, Iterable):
+        return {"loss": [float(v) for v in history]}
+    raise TypeError(f"plot_history: expected a History, a dict of lists or a list of numbers, "
+                    f"got {type(history).__name__}")
+
+
+def plot_history(
+    history: History | Mapping[str, Sequence[float]] | Sequence[float],
+    keys: Sequence[str] | None = None,
+    path: str | os.PathLike | None = None,
+    *,
+    title: str | None = None,
+    show: bool | None = None,
+) -> Any:
+    """Plot loss (and metric) curves per epoch, as Rindow's ``$plt->plot(...)`` does.
+
+    ``history`` is a :class:`History`, a dict of per-epoch lists, or a plain list of
+    losses (plotted with the label ``"loss"``). ``keys`` picks the curves (default:
+    all). With ``path`` the figure is saved there (PNG by its extension) and returned
+    without being shown; otherwise it is shown when ``show`` is true or, by default,
+    when an interactive backend is in use. Returns the matplotlib ``Figure``.
+    Raises ``ImportError`` saying ``pip install matplotlib`` when it is missing.
+    """
+    curves = _curves(history)
+    if keys is None:
+        keys = list(curves)
+    else:
+        missing = [k for k in keys if k not in curves]
+        if missing:
+            raise KeyError(f"plot_history: no curve named {missing[0]!r}; available: {list(curves)}")
+    plt = _pyplot()
+    fig, ax = plt.subplots()
+    for key in keys:
+        values = curves[key]
+        ax.plot(range(1, len(values) + 1), values, label=key)
+    ax.set_xlabel("epoch")
+    if title is not None:
+        ax.set_title(title)
+    if keys:
+        ax.legend()
+    if path is not None:
+        fig.savefig(os.fspath(path))
+        plt.close(fig)
+    elif show or (show is None and "agg" not in plt.get_backend().lower()):
+        plt.show()
+    return fig
+
+
+def plot_loss(
+    losses: Sequence[float],
+    path: str | os.PathLike | None = None,
+    *,
+    label: str = "loss",
+    title: str | None = None,
+    show: bool | None = None,
+) -> Any:
+    """The loss-curve helper for a custom training loop: plot a list of per-epoch
+    losses with one legend entry (``label``), as the seeds do."""
+    return plot_history({label: list(losses)}, path=path, title=title, show=show)
