@@ -199,13 +199,21 @@ def test_abstract_model_gets_trues_in_fit_and_float64_inputs_are_cast():
             seen.append((inputs.dtype, training, None if trues is None else trues.shape))
             return self.d(inputs)
 
-    m = Teacher()
-    m.compile(optimizer="sgd", loss=losses.SparseCategoricalCrossentropy(from_logits=True))
     x, y = blobs(20)
+    m = Teacher()
+    m.compile(optimizer="sgd", loss=losses.SparseCategoricalCrossentropy(from_logits=True), jit=False)
     m.fit(x.astype(np.float64), y, epochs=1, batch_size=10, verbose=0)
     m.evaluate(x, y, batch_size=20, verbose=0)
     m.predict(x, batch_size=20)
     assert seen == [(np.float32, True, (10,))] * 2 + [(np.float32, False, (20,)), (np.float32, False, None)]
+    # compiled (the default): call's Python runs once per traced step, then the graphs run
+    seen.clear()
+    m.compile(optimizer="sgd", loss=losses.SparseCategoricalCrossentropy(from_logits=True))
+    m.fit(x.astype(np.float64), y, epochs=3, batch_size=10, verbose=0)
+    m.evaluate(x, y, batch_size=20, verbose=0)
+    m.evaluate(x, y, batch_size=20, verbose=0)
+    m.predict(x, batch_size=20)
+    assert seen == [(np.float32, True, (10,)), (np.float32, False, (20,)), (np.float32, False, None)]
 
 
 def test_initial_epoch_and_train_on_batch():
@@ -545,3 +553,56 @@ def test_seed_autodiff_example_ends_with_the_layers_snippet(tmp_path):
     assert out[14] == "grads: (3, 10), (10,)"
     match = re.fullmatch(r"loss=([\d.]+) after one SGD step=([\d.]+) decreased=True", out[15])
     assert match and float(match.group(2)) < float(match.group(1))
+
+
+# -- compiled steps (compile(jit=True), the default) -------------------------------------------------
+def test_compiled_fit_trains_like_eager_fit():
+    x, y = blobs(100)
+    runs = {}
+    for jit in (False, True):
+        m = mlp(seed=5, jit=jit)
+        history = m.fit(x, y, epochs=4, batch_size=32, shuffle=False, verbose=0,
+                        validation_data=(x[:20], y[:20])).history
+        runs[jit] = (history, m.get_weights(), m.predict(x[:7]), m.evaluate(x, y, verbose=0))
+    eager, compiled = runs[False], runs[True]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(compiled[0][key], eager[0][key], rtol=1e-5)
+    for a, b in zip(compiled[1], eager[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(compiled[2], eager[2], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(compiled[3], eager[3], rtol=1e-5)
+
+
+def test_compiled_fit_traces_each_step_shape_once():
+    x, y = blobs(100)
+    m = mlp(seed=1)
+    m.fit(x, y, epochs=3, batch_size=32, verbose=0)  # batches of 32, 32, 32 and 4
+    assert m._train_fn.function.trace_count == 2
+
+
+def test_compiled_step_skips_the_update_on_a_nan_loss():
+    x, y = blobs(64)
+    m = mlp(seed=2)
+    m.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    before = m.get_weights()
+    bad = x.copy()
+    bad[3, 0] = np.nan
+    with pytest.raises(ValueError, match="epoch 1/1, batch 1/1"):
+        m.fit(bad, y, epochs=1, batch_size=64, verbose=0)
+    for a, b in zip(m.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_compiled_fit_with_batch_norm_and_dropout():
+    from tapegrad.nn.layers import BatchNormalization, Dropout
+
+    x, y = blobs(128)
+    tapegrad.set_seed(0)
+    m = Sequential([Dense(32, input_shape=[4], activation="relu"), BatchNormalization(), Dropout(0.3),
+                    Dense(3)])
+    m.compile(optimizer="adam", loss=losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    moving_before = m.layers[1].moving_mean.value().copy()
+    history = m.fit(x, y, epochs=15, batch_size=32, verbose=0).history
+    assert history["loss"][-1] < 0.5 * history["loss"][0]
+    assert not np.allclose(m.layers[1].moving_mean.value(), moving_before)  # the assign effects ran
+    assert m.evaluate(x, y, verbose=0)[1] > 0.9

@@ -100,6 +100,21 @@ def current() -> Tracer | None:
     return tracers[-1] if tracers else None
 
 
+def run_effect(name: str, fn: Callable[..., None], inputs: list[Any], describe: str) -> None:
+    """Run ``fn(*values of inputs)`` now; inside a compiled Function also record it as an
+    effect of the graph, so that it runs at every call. ``fn`` runs with tracing paused,
+    so whatever it does is not recorded twice."""
+    values = [a._value if isinstance(a, Variable) else a for a in inputs]
+    paused = tracers[:]
+    tracers.clear()
+    try:
+        fn(*values)
+    finally:
+        tracers[:] = paused
+    if tracers:
+        tracers[-1].effect(name, fn, describe, inputs)
+
+
 def control_flow_error(what: str) -> TracingError:
     return TracingError(
         f"{what} of a Variable computed inside a compiled Function: its value is not known when the graph "

@@ -57,7 +57,7 @@ _NOT_TRACKED = frozenset({
     "_tracking", "optimizer", "loss", "history", "stop_training", "nn", "compiled_metrics",
     "_loss_fn", "_metrics", "_metric_names", "_compile_config", "_input_spec", "_trues_spec",
     "_train_fn", "_test_fn", "_predict_fn", "input_shape", "output_shape", "name", "dtype",
-    "built", "_trainable", "_declared_spec",
+    "built", "_trainable", "_declared_spec", "jit",
 })
 
 
@@ -360,11 +360,17 @@ class Model(Layer):
         optimizer: Any = "rmsprop",
         loss: Any = None,
         metrics: Sequence[Any] | None = None,
+        jit: bool = True,
     ) -> None:
         """Configure training: an optimizer (instance or name, default ``"rmsprop"`` as in
         Keras), a loss (a Loss, a name such as ``"sparse_categorical_crossentropy"``, or a
         callable ``fn(trues, predicts)``) and metrics (names such as ``"accuracy"``, which
-        picks the variant that fits the loss, Metric objects or callables)."""
+        picks the variant that fits the loss, Metric objects or callables).
+
+        With ``jit=True`` (the default) fit, evaluate and predict run compiled steps
+        (``g.Function``): the forward pass, the gradients and the optimizer update of a
+        training step are one optimised graph. ``jit=False`` runs them eagerly, op by op,
+        which is easier to debug and allows Python control flow on values in ``call``."""
         from .. import losses as losses_mod
         from .. import metrics as metrics_mod
         from .. import optimizers as optimizers_mod
@@ -389,9 +395,17 @@ class Model(Layer):
             self._metric_names.append(name)
         self._compile_config = {"optimizer": optimizer, "loss": loss, "metrics": list(metrics)}
         self.stop_training = False
-        self._train_fn = self.train_step
-        self._test_fn = self.test_step
-        self._predict_fn = self.predict_step
+        self.jit = bool(jit)
+        if self.jit:
+            from ...compiler.compiled import Function
+
+            self._train_fn = _Compiled(Function(self._graph_train_step, name=f"{self.name}.train_step"), True)
+            self._test_fn = _Compiled(Function(self._graph_test_step, name=f"{self.name}.test_step"), True)
+            self._predict_fn = _Compiled(Function(self._graph_predict_step, name=f"{self.name}.predict_step"), False)
+        else:
+            self._train_fn = self.train_step
+            self._test_fn = self.test_step
+            self._predict_fn = self.predict_step
 
     @property
     def compiled(self) -> bool:
@@ -432,6 +446,35 @@ class Model(Layer):
             params = t.trainable
             self.optimizer.update(params, tape.gradient(loss, params))
         return value, predictions
+
+    # The compiled steps (jit=True): the same computations as graphs. The optimizer update
+    # is an effect of the training graph, skipped when the loss is not finite.
+    def _graph_train_step(self, x: Any, y: Any) -> tuple[Variable, Any]:
+        from ...compiler.tracing import run_effect
+
+        with GradientTape() as tape:
+            predictions = self(x, True, y)
+            loss = self.compute_loss(y, predictions)
+        t = self.__dict__["_tracking"]
+        if t is None or not t.valid():
+            t = self._tracked()
+        params = t.trainable
+        pairs = [(p, g) for p, g in zip(params, tape.gradient(loss, params)) if g is not None]
+        updated = [p for p, _ in pairs]
+
+        def update(loss_value: Any, *grads: Any) -> None:
+            if np.isfinite(loss_value):
+                self.optimizer.update(updated, list(grads))
+
+        run_effect("update", update, [loss, *(g for _, g in pairs)], f"{type(self.optimizer).__name__}.update")
+        return loss, predictions
+
+    def _graph_test_step(self, x: Any, y: Any) -> tuple[Variable, Any]:
+        predictions = self(x, False, y)
+        return self.compute_loss(y, predictions), predictions
+
+    def _graph_predict_step(self, x: Any) -> Any:
+        return self(x, False)
 
     def test_step(self, x: Any, y: Any) -> tuple[float, Any]:
         """The loss and predictions of a batch in inference mode."""
@@ -937,3 +980,27 @@ def _bytes(n: int) -> str:
             return f"{n:.2f} {unit}"
         n /= 1024
     return f"{n:.2f} GB"
+
+
+class _Compiled:
+    """A compiled step with the eager step's interface: arrays in, (float loss, NumPy
+    predictions) out for training and evaluation, NumPy outputs for prediction."""
+
+    __slots__ = ("function", "with_loss")
+
+    def __init__(self, function: Any, with_loss: bool) -> None:
+        self.function = function
+        self.with_loss = with_loss
+
+    def __call__(self, *args: Any) -> Any:
+        from ...compiler.tracing import TracingError
+
+        try:
+            result = self.function(*args)
+        except TracingError as exc:
+            raise TracingError(f"{exc}. (The model was compiled with jit=True; compile(..., jit=False) "
+                               f"runs its steps eagerly.)") from None
+        if self.with_loss:
+            loss, predictions = result
+            return float(loss._value), _numpy(predictions)
+        return _numpy(result)

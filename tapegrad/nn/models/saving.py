@@ -181,6 +181,7 @@ def _compile_meta(model: Model) -> tuple[dict[str, Any] | None, list[dict[str, A
                            "tapegrad.nn.losses", "loss"),
         "metrics": [m if isinstance(m, str) else _serialize(obj, "tapegrad.nn.metrics", "metric")
                     for m, obj in zip(config.get("metrics", []), model._metrics)],
+        "jit": bool(getattr(model, "jit", True)),
     }
     state_entries, arrays = [], {}
     get_state = getattr(model.optimizer, "get_state", None)
@@ -444,7 +445,11 @@ def _restore_compile(model: Model, compile_meta: Any, state_entries: Any, arrays
         if not isinstance(metrics, list):
             raise ValueError("'metrics' must be a list")
         metrics = [_deserialize(m, "tapegrad.nn.metrics", custom_objects, "metric") for m in metrics]
-        model.compile(optimizer=optimizer if optimizer is not None else "rmsprop", loss=loss, metrics=metrics)
+        jit = compile_meta.get("jit", True)
+        if not isinstance(jit, bool):
+            raise ValueError("'jit' must be true or false")
+        model.compile(optimizer=optimizer if optimizer is not None else "rmsprop", loss=loss, metrics=metrics,
+                      jit=jit)
     except ModelFileError:
         raise
     except (ValueError, TypeError, KeyError) as exc:
