@@ -342,3 +342,34 @@ def test_random_draws_are_not_repeated_by_the_backward_pass():
     assert not np.array_equal(masks[1], masks[2])  # a fresh draw at every call
     two = tg.Function(lambda x: tg.layers.Dropout(0.5)(x, training=True) - tg.layers.Dropout(0.5)(x, training=True))
     assert np.any(two(np.ones((4, 50), np.float32)).value() != 0)  # two draws are never merged
+
+
+def test_a_whole_training_step_compiles_with_the_update_as_an_effect():
+    """forward, tape.gradient and optimizer.update in one Function equal the eager step."""
+    nn_ = tg.NeuralNetworks(dtype="float64")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 3)), rng.integers(0, 2, 8)
+    runs = []
+    for compiled in (False, True):
+        tg.set_seed(1)
+        layers = [nn_.layers.Dense(5, activation="tanh"), nn_.layers.Dense(2)]
+        lossf = nn_.losses.SparseCategoricalCrossentropy(from_logits=True)
+        opt = nn_.optimizers.Adam(0.05)
+
+        def step(xb, yb, layers=layers, lossf=lossf, opt=opt):
+            with tg.GradientTape() as tape:
+                h = xb
+                for layer in layers:
+                    h = layer(h)
+                loss = lossf(yb, h)
+            params = [v for layer in layers for v in layer.trainable_variables()]
+            opt.update(params, tape.gradient(loss, params))
+            return loss
+
+        fn = tg.Function(step) if compiled else step
+        runs.append([float(fn(x, y)) for _ in range(6)])
+        if compiled:
+            assert fn.trace_count == 1 and opt.iterations == 6
+            assert "Adam.update(" in str(fn.graph(x, y)).split("\n\n")[0]
+    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-12)
+    assert runs[1][-1] < runs[1][0]

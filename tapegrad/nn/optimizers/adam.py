@@ -1,0 +1,109 @@
+"""Adam and AdamW, Keras 3 semantics."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from ...errors import OpValueError
+from .base import Optimizer
+from .kernels import adam_coefficients, adam_kernel
+
+__all__ = ["Adam", "AdamW"]
+
+
+def _check_beta(owner: str, name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not (
+        0.0 <= value < 1.0
+    ):
+        raise OpValueError(f"{owner}: {name} must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), Keras 3 form: with ``t = iterations + 1``,
+    ``alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)``, ``m = beta_1 m + (1 - beta_1) g``,
+    ``v = beta_2 v + (1 - beta_2) g^2`` and ``p -= alpha * m / (sqrt(v) + epsilon)``
+    (epsilon is "epsilon hat": torch's ``eps`` is this one divided by
+    ``sqrt(1 - beta_2^t)``). ``amsgrad`` uses ``vhat = max(vhat, v)`` instead of ``v``.
+
+    Slots (see :func:`.kernels.adam_kernel`): ``m`` holds ``m / (1 - beta_1)``,
+    ``v`` holds ``v / (1 - beta_2)``, ``vhat`` (AMSGrad) the running maximum of ``v``'s.
+    """
+
+    _default_name = "adam"
+
+    def __init__(
+        self,
+        learning_rate: float | Callable[[int], float] = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        amsgrad: bool = False,
+        *,
+        weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(
+            learning_rate, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
+            global_clipnorm=global_clipnorm, name=name,
+        )
+        self.beta_1 = _check_beta(self._who(), "beta_1", beta_1)
+        self.beta_2 = _check_beta(self._who(), "beta_2", beta_2)
+        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.integer, np.floating)) or epsilon < 0:
+            raise OpValueError(f"{self._who()}: epsilon must be a number >= 0, got {epsilon!r}")
+        self.epsilon = float(epsilon)
+        self.amsgrad = bool(amsgrad)
+
+    def _slot_names(self) -> tuple[str, ...]:
+        return ("m", "v", "vhat") if self.amsgrad else ("m", "v")
+
+    def _flush_spec(self) -> tuple[tuple[str, ...], tuple[float, ...]]:
+        return (self._slot_names(), (self.beta_1, self.beta_2)) if self.epsilon > 0 else ((), ())
+
+    def _coefficients(self, lr: float, step: int) -> tuple:
+        return adam_coefficients(lr, step, self.beta_1, self.beta_2, self.epsilon)
+
+    def _kernel(self, p: np.ndarray, g: Any, slots: list, tmp: list, coef: tuple) -> None:
+        adam_kernel(
+            p, g, slots[0], slots[1], slots[2] if self.amsgrad else None, tmp[0],
+            coef[0], coef[1], self.beta_1, self.beta_2,
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon, amsgrad=self.amsgrad)
+        return config
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter), Keras 3: before each
+    update ``p *= 1 - lr * weight_decay`` (torch's AdamW), then the Adam step.
+    ``exclude_from_weight_decay`` exempts some Variables (e.g. biases)."""
+
+    _default_name = "adamw"
+
+    def __init__(
+        self,
+        learning_rate: float | Callable[[int], float] = 0.001,
+        weight_decay: float = 0.004,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        amsgrad: bool = False,
+        *,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        name: str | None = None,
+    ) -> None:
+        if weight_decay is None:
+            raise OpValueError("AdamW: weight_decay must be a float (use Adam for no weight decay)")
+        super().__init__(
+            learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay=weight_decay, clipnorm=clipnorm,
+            clipvalue=clipvalue, global_clipnorm=global_clipnorm, name=name,
+        )

@@ -1,0 +1,84 @@
+"""RMSprop, Keras 3 semantics."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from ...errors import OpValueError
+from .base import Optimizer
+from .kernels import rmsprop_kernel
+
+__all__ = ["RMSprop"]
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton), Keras 3 form: ``v = rho v + (1 - rho) g^2``; centered:
+    ``a = rho a + (1 - rho) g`` and ``d = v - a^2 + epsilon``, else ``d = v + epsilon``;
+    ``inc = lr g / sqrt(d)``; ``mom = momentum * mom + inc`` and ``p -= mom`` (or
+    ``p -= inc`` without momentum). Torch adds its ``eps`` outside the square root and
+    keeps ``mom / lr``; with epsilon 0 and a constant rate the two agree.
+
+    Slots: ``velocity``; ``momentum`` when ``momentum > 0``; ``average_gradient`` when
+    ``centered``.
+    """
+
+    _default_name = "rmsprop"
+    _num_tmp = 2
+
+    def __init__(
+        self,
+        learning_rate: float | Callable[[int], float] = 0.001,
+        rho: float = 0.9,
+        momentum: float = 0.0,
+        epsilon: float = 1e-7,
+        centered: bool = False,
+        *,
+        weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(
+            learning_rate, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
+            global_clipnorm=global_clipnorm, name=name,
+        )
+        for key, value in (("rho", rho), ("momentum", momentum)):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not (
+                0.0 <= value <= 1.0
+            ):
+                raise OpValueError(f"{self._who()}: {key} must be a number in [0, 1], got {value!r}")
+        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.integer, np.floating)) or epsilon < 0:
+            raise OpValueError(f"{self._who()}: epsilon must be a number >= 0, got {epsilon!r}")
+        self.rho = float(rho)
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.centered = bool(centered)
+
+    def _slot_names(self) -> tuple[str, ...]:
+        names = ["velocity"]
+        if self.momentum > 0:
+            names.append("momentum")
+        if self.centered:
+            names.append("average_gradient")
+        return tuple(names)
+
+    def _flush_spec(self) -> tuple[tuple[str, ...], tuple[float, ...]]:
+        return (self._slot_names(), (self.rho, self.momentum)) if self.epsilon > 0 else ((), ())
+
+    def _kernel(self, p: np.ndarray, g: Any, slots: list, tmp: list, coef: tuple) -> None:
+        k = 1
+        mom = avg = None
+        if self.momentum > 0:
+            mom = slots[k]
+            k += 1
+        if self.centered:
+            avg = slots[k]
+        rmsprop_kernel(p, g, slots[0], mom, avg, tmp[0], tmp[1], coef[0], self.rho, self.momentum, self.epsilon)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(rho=self.rho, momentum=self.momentum, epsilon=self.epsilon, centered=self.centered)
+        return config
