@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import kernels as _kernels
 from .ir import ACC, Fused, Graph, Node, Value
 from .kernels import KERNELS, SCALAR_OPERATORS, SHAPED_EMITTERS, VIEW_NAMES, VIEWS
 
@@ -33,6 +34,9 @@ def _kernel_of(node: Node) -> str:
     if name in KERNELS and node.output.shape:
         return "buffer"
     return "call"
+
+
+_kernels.ACC_MARK[0] = ACC
 
 
 def generate(graph: Graph) -> Callable[[list, list], list]:
@@ -138,7 +142,13 @@ def generate(graph: Graph) -> Callable[[list, list], list]:
                     bind(name, value)
                 args = [out if i is ACC else ref(i) for i in inputs]
                 if op.name in SHAPED_EMITTERS:
-                    body.extend(SHAPED_EMITTERS[op.name](args, out, params, inputs[0].shape))
+                    lines = SHAPED_EMITTERS[op.name](args, out, params, inputs)
+                    for line in lines:  # constants the emitter names (ones_<n>_<dtype> for sums)
+                        for token in line.replace("(", " ").replace(",", " ").split():
+                            if token.startswith("ones_") and token not in namespace:
+                                n, dt = token[5:].split("_")
+                                bind(token, np.ones(int(n), np.dtype(dt)))
+                    body.extend(lines)
                 else:
                     body.extend(kernel.emit(args, out, params))
         elif node.op.name in SCALAR_OPERATORS and not node.params:
