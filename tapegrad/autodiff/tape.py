@@ -200,6 +200,9 @@ def backprop(nodes: list, targets: list, seeds: list, sources: list, differentia
     # Cotangents are dropped once used, except those of sources that are themselves
     # results of recorded ops (leaf sources are never a node's output).
     keep = {s for s in sources if s._leaf is None}
+    # A leaf Variable (made by the user) that is not a source needs no cotangent: skipping
+    # it saves e.g. the gradient of a model's input batch.
+    wanted = set(sources)
     pop, get = grads.pop, grads.get
     for prim, args, vals, params, out, needs in reversed(nodes):
         g = pop(out, None)
@@ -213,16 +216,18 @@ def backprop(nodes: list, targets: list, seeds: list, sources: list, differentia
             inputs, outv = vals, out._value
         rules = prim.vjp_rules
         if needs is _ONE and rules is not None:  # one input, no parameters (apply1): the common case
+            x = args[0]
+            if x._leaf is not None and x not in wanted:
+                continue
             gi = rules[0](g, outv, inputs[0])
             if gi is not None:
-                x = args[0]
                 prev = get(x)
                 grads[x] = gi if prev is None else prev + gi
         elif rules is not None:
             broadcasting = prim.broadcasting
             i = 0
             for need in needs:
-                if need:
+                if need and (args[i]._leaf is None or args[i] in wanted):
                     gi = rules[i](g, outv, *inputs, **params) if params else rules[i](g, outv, *inputs)
                     if gi is not None:
                         # (a NumPy-scalar cotangent belongs to a 0-d output: nothing to unbroadcast)
