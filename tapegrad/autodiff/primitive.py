@@ -260,8 +260,11 @@ def _make_apply2(prim: Primitive, reflected: bool = False) -> Callable[[Any, Any
                     or (y._tapes and serial in y._tapes)
                     or (watched and id(y) in watched)
                 )
-                if nx or ny:
-                    append((prim, (x, y), (xv, yv), None, res, (bool(nx), bool(ny))))
+                if nx:
+                    append((prim, (x, y), (xv, yv), None, res, _BOTH if ny else _FIRST))
+                    res._tapes = mark
+                elif ny:
+                    append((prim, (x, y), (xv, yv), None, res, _SECOND))
                     res._tapes = mark
             else:
                 record(prim, (x, y), (xv, yv), None, res)
@@ -278,7 +281,10 @@ def _make_apply2(prim: Primitive, reflected: bool = False) -> Callable[[Any, Any
     return apply2
 
 
+# The needs of recorded nodes, shared (no allocation per op). backprop tests
+# ``needs is _ONE`` for its unary fast path.
 _ONE = (True,)
+_BOTH, _FIRST, _SECOND = (True, True), (True, False), (False, True)
 
 
 # ---------------------------------------------------------------------------------

@@ -223,6 +223,22 @@ def backprop(nodes: list, targets: list, seeds: list, sources: list, differentia
             if gi is not None:
                 prev = get(x)
                 grads[x] = gi if prev is None else prev + gi
+        elif rules is not None and not params and len(needs) == 2:  # binary, no parameters: unrolled
+            x, y = args
+            if needs[0] and (x._leaf is None or x in wanted):
+                gi = rules[0](g, outv, inputs[0], inputs[1])
+                if gi is not None:
+                    if prim.broadcasting and gi.__class__ not in _SCALAR_TYPES and gi.shape != vals[0].shape:
+                        gi = sum_to_p(gi, shape=vals[0].shape)
+                    prev = get(x)
+                    grads[x] = gi if prev is None else prev + gi
+            if needs[1] and (y._leaf is None or y in wanted):
+                gi = rules[1](g, outv, inputs[0], inputs[1])
+                if gi is not None:
+                    if prim.broadcasting and gi.__class__ not in _SCALAR_TYPES and gi.shape != vals[1].shape:
+                        gi = sum_to_p(gi, shape=vals[1].shape)
+                    prev = get(y)
+                    grads[y] = gi if prev is None else prev + gi
         elif rules is not None:
             broadcasting = prim.broadcasting
             i = 0
