@@ -46,15 +46,20 @@ def worker(module: object, args: argparse.Namespace) -> None:
     build = module.FRAMEWORKS[args.framework]
     fn = build(args)
     result = time_call(fn, repeats=args.repeats)
-    result.update(bench=module.NAME, framework=args.framework, unit=getattr(module, "UNIT", "s"))
+    import resource
+
+    result.update(bench=module.NAME, framework=args.framework, unit=getattr(module, "UNIT", "s"),
+                  peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     scale = getattr(module, "per_call_scale", lambda a: 1.0)(args)
     result["value"] = result["median_s"] * scale
     print(json.dumps(result), flush=True)
 
 
 def compare(script: str, frameworks: list[str], rounds: int, extra: list[str]) -> dict[str, list[float]]:
-    """Run each framework ``rounds`` times in fresh processes, interleaved; return values."""
+    """Run each framework ``rounds`` times in fresh processes, interleaved; return values
+    (and the peak RSS of each framework's processes in ``compare.peak_rss``)."""
     values: dict[str, list[float]] = {f: [] for f in frameworks}
+    compare.peak_rss = {f: 0.0 for f in frameworks}
     for _ in range(rounds):
         for fw in frameworks:
             cmd = [sys.executable, script, "--worker", "--framework", fw, *extra]
@@ -63,6 +68,7 @@ def compare(script: str, frameworks: list[str], rounds: int, extra: list[str]) -
                 raise SystemExit(f"{fw} failed:\n{p.stderr[-2000:]}")
             record = json.loads(p.stdout.strip().splitlines()[-1])
             values[fw].append(record["value"])
+            compare.peak_rss[fw] = max(compare.peak_rss[fw], record["peak_rss_mb"])
     return values
 
 
@@ -87,5 +93,6 @@ def main(module: object, extra_args: Callable[[argparse.ArgumentParser], None] |
     print(f"{module.NAME} ({unit}, median of {args.rounds} fresh processes, interleaved)")
     for fw, vals in values.items():
         ratio = statistics.median(a / b for a, b in zip(values[base], vals))
-        print(f"  {fw:24s} {statistics.median(vals):10.3f}   {base}/{fw} = {ratio:.2f}")
+        print(f"  {fw:24s} {statistics.median(vals):10.3f}   {base}/{fw} = {ratio:.2f}"
+              f"   (peak RSS {compare.peak_rss[fw]:.0f} MB)")
     print(json.dumps({"bench": module.NAME, "unit": unit, "values": values}))
