@@ -125,13 +125,9 @@ class GradientTape:
                 )
         targets = [target] if target.__class__ is Variable else _targets(target)
         flat_sources, rebuild = _flatten(sources, "GradientTape.gradient", "sources")
-        for i, s in enumerate(flat_sources):
+        for s in flat_sources:
             if s._value.dtype.kind != "f":
-                label = f"{s.name!r}" if s.name else f"#{i}"
-                raise OpTypeError(
-                    f"GradientTape.gradient: source {label} has dtype {s.dtype}; integer and bool "
-                    f"Variables are constants and have no gradient"
-                )
+                _integer_source(flat_sources)
         if output_gradients is None and len(targets) == 1:
             seeds = [_ones(targets[0]._value)]
         else:
@@ -156,8 +152,10 @@ class GradientTape:
                 g = None  # not watched by this tape (TensorFlow semantics)
             if g is None:
                 results.append(wrap(np.zeros_like(s._value)) if mode == "zero" else None)
-            elif differentiable and g.__class__ is Variable:
+            elif g.__class__ is Variable and differentiable:
                 results.append(g if g._value.dtype == s._value.dtype else astype_p.apply(g, dtype=s._value.dtype))
+            elif g.__class__ in _SCALAR_TYPES and g.dtype == s._value.dtype:
+                results.append(wrap(g))  # 0-d: an immutable NumPy scalar, nothing to copy
             else:
                 results.append(wrap(_own(g, s._value.dtype)))
         if not self._persistent:
@@ -278,6 +276,16 @@ def _own(g: Any, dtype: np.dtype) -> np.ndarray:
     return g
 
 
+def _integer_source(sources: list[Variable]) -> None:
+    for i, s in enumerate(sources):
+        if s._value.dtype.kind != "f":
+            label = f"{s.name!r}" if s.name else f"#{i}"
+            raise OpTypeError(
+                f"GradientTape.gradient: source {label} has dtype {s.dtype}; integer and bool "
+                f"Variables are constants and have no gradient"
+            )
+
+
 def _targets(target: Any) -> list[Variable]:
     if target.__class__ is Variable:
         return [target]
@@ -329,8 +337,12 @@ def _flatten(structure: Any, op: str, arg: str) -> tuple[list[Variable], Callabl
     if structure.__class__ is Variable:
         return [structure], _first
     kind = structure.__class__
-    if (kind is list or kind is tuple) and all(v.__class__ is Variable for v in structure):
-        return list(structure), (list if kind is list else tuple)
+    if kind is list or kind is tuple:
+        for v in structure:
+            if v.__class__ is not Variable:
+                break
+        else:
+            return (structure if kind is list else list(structure)), (list if kind is list else tuple)
     flat: list[Variable] = []
 
     def walk(node: Any, path: str) -> Callable[[Any], Any]:
