@@ -57,7 +57,7 @@ _NOT_TRACKED = frozenset({
     "_tracking", "optimizer", "loss", "history", "stop_training", "nn", "compiled_metrics",
     "_loss_fn", "_metrics", "_metric_names", "_compile_config", "_input_spec", "_trues_spec",
     "_train_fn", "_test_fn", "_predict_fn", "input_shape", "output_shape", "name", "dtype",
-    "built", "_trainable", "_declared_spec", "jit",
+    "built", "_trainable", "_declared_spec", "jit", "_last_shape",
 })
 
 
