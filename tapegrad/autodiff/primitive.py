@@ -299,13 +299,19 @@ _BOTH, _FIRST, _SECOND = (True, True), (True, False), (False, True)
 def record(prim: Primitive, args: tuple, vals: Any, params: dict | None, out: Variable) -> None:
     if len(active_tapes) == 1:
         mark, serial, accessed, watched, append = active_tapes[0]._recorder
-        needs = tuple(
-            a.__class__ is Variable
-            and ((a._trainable and accessed) or serial in a._tapes or (bool(watched) and id(a) in watched))
-            for a in args
-        )
-        if True in needs:
-            append((prim, args, vals, params, out, needs))
+        flags = []
+        hit = False
+        for a in args:
+            if a.__class__ is Variable and (
+                a._tapes is mark or (a._trainable and accessed) or serial in a._tapes
+                or (watched and id(a) in watched)
+            ):
+                flags.append(True)
+                hit = True
+            else:
+                flags.append(False)
+        if hit:
+            append((prim, args, vals, params, out, tuple(flags)))
             out._tapes = mark
         return
     owners = []

@@ -92,8 +92,8 @@ KERNELS["astype"] = Kernel(lambda a, out, p: [f"np_copyto({out}, {a[0]}, casting
 
 
 def _matmul(a: list[str], out: str, p: dict) -> list[str]:
-    x = f"{a[0]}.swapaxes(-1, -2)" if p["transpose_a"] else a[0]
-    y = f"{a[1]}.swapaxes(-1, -2)" if p["transpose_b"] else a[1]
+    x = f"{a[0]}.swapaxes(-1, -2)" if p.get("transpose_a") else a[0]
+    y = f"{a[1]}.swapaxes(-1, -2)" if p.get("transpose_b") else a[1]
     return [f"np_matmul({x}, {y}, {out})"]
 
 

@@ -14,11 +14,12 @@ from .shape import reshape_p
 ArrayLike = Any
 
 
-def _matmul_impl(x: np.ndarray, y: np.ndarray, transpose_a: bool, transpose_b: bool) -> np.ndarray:
+def _matmul_impl(x: np.ndarray, y: np.ndarray, transpose_a: bool = False, transpose_b: bool = False) -> np.ndarray:
+    # (a node recorded without parameters is a plain x @ y: the defaults)
     if transpose_a:
-        x = np.swapaxes(x, -1, -2)
+        x = x.swapaxes(-1, -2)
     if transpose_b:
-        y = np.swapaxes(y, -1, -2)
+        y = y.swapaxes(-1, -2)
     return np.matmul(x, y)
 
 
@@ -27,7 +28,7 @@ def _matmul_check(vals: list, params: dict) -> str | None:
     xs, ys = np.shape(x), np.shape(y)
     if len(xs) < 2 or len(ys) < 2:
         return None
-    ta, tb = params["transpose_a"], params["transpose_b"]
+    ta, tb = params.get("transpose_a", False), params.get("transpose_b", False)
     kx, dx = (xs[-2], len(xs) - 2) if ta else (xs[-1], len(xs) - 1)
     ky, dy = (ys[-1], len(ys) - 1) if tb else (ys[-2], len(ys) - 2)
     if kx != ky:
@@ -36,14 +37,14 @@ def _matmul_check(vals: list, params: dict) -> str | None:
     return f"batch dimensions of x {xs[:-2]} and y {ys[:-2]} cannot be broadcast together"
 
 
-def _matmul_x_rule(g: Any, out: Any, x: Any, y: Any, transpose_a: bool, transpose_b: bool) -> Any:
+def _matmul_x_rule(g: Any, out: Any, x: Any, y: Any, transpose_a: bool = False, transpose_b: bool = False) -> Any:
     # With A = op(x), B = op(y): dA = g @ B^T, and dx = dA (or dA^T when x was transposed).
     if transpose_a:
         return matmul_p(y, g, transpose_a=transpose_b, transpose_b=True)
     return matmul_p(g, y, transpose_a=False, transpose_b=not transpose_b)
 
 
-def _matmul_y_rule(g: Any, out: Any, x: Any, y: Any, transpose_a: bool, transpose_b: bool) -> Any:
+def _matmul_y_rule(g: Any, out: Any, x: Any, y: Any, transpose_a: bool = False, transpose_b: bool = False) -> Any:
     # dB = A^T @ g, and dy = dB (or dB^T when y was transposed).
     if transpose_b:
         return matmul_p(g, x, transpose_a=True, transpose_b=transpose_a)
@@ -63,6 +64,8 @@ def matmul(x: ArrayLike, y: ArrayLike, transpose_a: bool = False, transpose_b: b
     xs = np.shape(x._value if isinstance(x, Variable) else x)
     ys = np.shape(y._value if isinstance(y, Variable) else y)
     if len(xs) >= 2 and len(ys) >= 2:
+        if not transpose_a and not transpose_b:
+            return matmul_p.apply2(x, y)  # the fast path: no parameters
         return matmul_p.apply(x, y, transpose_a=bool(transpose_a), transpose_b=bool(transpose_b))
     if len(xs) == 0 or len(ys) == 0:
         raise OpValueError(f"matmul: arguments must have at least 1 dimension, got x of shape {xs} "

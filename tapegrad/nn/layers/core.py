@@ -101,13 +101,13 @@ class Dense(Layer):
         x = autocast(inputs, self.dtype)
         ndim = value_of(x).ndim
         if ndim == 2:
-            y = matmul_p.apply(x, self.kernel, transpose_a=False, transpose_b=False)
+            y = matmul_p.apply2(x, self.kernel)
         else:
             # (batch, ..., features): one 2-D matmul on a reshaped view (a batched matmul
             # would make the kernel gradient a (batch, features, units) temporary).
             shape = value_of(x).shape
             x2 = reshape_p.apply(x, shape=(-1, shape[-1]))
-            y = matmul_p.apply(x2, self.kernel, transpose_a=False, transpose_b=False)
+            y = matmul_p.apply2(x2, self.kernel)
             y = reshape_p.apply(y, shape=(-1,) + shape[1:-1] + (self.units,))
         if self.bias is not None:
             y = add_p.apply2(y, self.bias)
