@@ -373,3 +373,18 @@ def test_a_whole_training_step_compiles_with_the_update_as_an_effect():
             assert "Adam.update(" in str(fn.graph(x, y)).split("\n\n")[0]
     np.testing.assert_allclose(runs[1], runs[0], rtol=1e-12)
     assert runs[1][-1] < runs[1][0]
+
+
+def test_a_multi_output_call_is_one_node_and_one_backward_pass():
+    f = tg.Function(lambda x: (tg.sin(x), x * x, x + 1.0))
+    x = tg.Variable(np.array([0.3, 1.2]), dtype="float64")
+    for _ in range(2):
+        with tg.GradientTape(persistent=True) as tape:
+            a, b, c = f(x)
+            y = tg.reduce_sum(a) + tg.reduce_sum(b * 3.0)
+        calls = [n for n in tape._nodes if n[0].name.startswith("call:")]
+        assert len(calls) == 1
+        np.testing.assert_allclose(tape.gradient(y, x).value(), np.cos(x.value()) + 6 * x.value())
+        np.testing.assert_allclose(tape.gradient(c, x).value(), [1.0, 1.0])
+    backward = next(iter(f._cache.values())).backward
+    assert backward.trace_count == 1  # one backward graph serves every combination of seeded outputs

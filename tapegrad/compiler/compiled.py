@@ -169,13 +169,20 @@ class Function:
 
     # -- gradients ---------------------------------------------------------------------------
     def _record_call(self, compiled: _Compiled, arrays: list, outputs: list[Variable], residuals: list) -> None:
-        """Record the call as one node per output on the active tapes (see _call_prim)."""
+        """Record the call as one node on the active tapes. With several outputs the node's
+        result is a packed Variable; each output unpacks it (see unpack_p)."""
         captures = [v.payload for v in compiled.traced.captures]
         args = tuple(arrays) + tuple(captures)
         vals = tuple(a._value if isinstance(a, Variable) else a for a in args)
         prim = self._call_prim(compiled)
+        params = {"residuals": tuple(residuals)}
+        if len(outputs) == 1:
+            record(prim, args, vals, params, outputs[0])
+            return
+        packed = wrap(tuple(o._value for o in outputs))
+        record(prim, args, vals, params, packed)
         for k, out in enumerate(outputs):
-            record(prim, args, vals, {"output": k, "residuals": tuple(residuals)}, out)
+            record(unpack_p, (packed,), (packed._value,), {"index": k}, out)
 
     def _call_prim(self, compiled: _Compiled) -> Primitive:
         if compiled.call_prim is None:
@@ -183,11 +190,12 @@ class Function:
             n_outputs = len(compiled.traced.outputs)
 
             def vjp(g: Any, out: Any, needs: tuple, inputs: tuple, params: dict) -> list:
-                # Each output is its own node: the cotangent of output k alone. The backward
-                # Function gets zeros for the other outputs.
-                k = params["output"]
-                cotangents = [g if j == k else _zeros_like_output(compiled.traced.outputs[j])
-                              for j in range(n_outputs)]
+                # One backward pass for all outputs; outputs without a cotangent get zeros.
+                if n_outputs == 1:
+                    cotangents = [g]
+                else:
+                    cotangents = [g.parts[j] if j in g.parts else _zeros_like_output(compiled.traced.outputs[j])
+                                  for j in range(n_outputs)]
                 backward = self._backward(compiled)
                 grads = backward(*inputs, *params["residuals"], *cotangents)
                 return list(grads)
@@ -264,6 +272,27 @@ class GraphListing(str):
 
 def _zeros_like_output(v: Any) -> np.ndarray:
     return np.zeros(v.shape, v.dtype)
+
+
+class PackedCotangent:
+    """The cotangent of a packed multi-output call: output index -> cotangent. Adding two
+    merges them, so the tape accumulates the cotangents of all outputs into one."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: dict[int, Any]) -> None:
+        self.parts = parts
+
+    def __add__(self, other: PackedCotangent) -> PackedCotangent:
+        merged = dict(self.parts)
+        for k, v in other.parts.items():
+            merged[k] = merged[k] + v if k in merged else v
+        return PackedCotangent(merged)
+
+
+# Output k of a multi-output call: its VJP packs the cotangent for the call node.
+unpack_p = Primitive("unpack", lambda packed, index: packed[index])
+unpack_p.defvjp(lambda g, out, packed, index: PackedCotangent({index: g}))
 
 
 def replay(graph: Graph, inputs: list[Variable], captures: list[Variable],
