@@ -319,7 +319,7 @@ def test_listing_shows_optimised_forward_and_backward():
 def test_compiled_chain_uses_buffers_in_place():
     f = tg.Function(lambda x: tg.tanh(tg.tanh(x * 2.0 + 1.0) * 3.0))
     f(np.ones((8, 8), np.float32))
-    compiled = next(iter(f._cache.values()))
+    compiled = next(iter(f._cache.values())).base
     assert "np_empty" in compiled.run.source and "np_tanh(" in compiled.run.source
     np.testing.assert_allclose(f(np.zeros((8, 8), np.float32)).value(), np.tanh(np.tanh(1.0) * 3.0), rtol=1e-6)
 
@@ -386,5 +386,67 @@ def test_a_multi_output_call_is_one_node_and_one_backward_pass():
         assert len(calls) == 1
         np.testing.assert_allclose(tape.gradient(y, x).value(), np.cos(x.value()) + 6 * x.value())
         np.testing.assert_allclose(tape.gradient(c, x).value(), [1.0, 1.0])
-    backward = next(iter(f._cache.values())).backward
+    backward = next(iter(f._cache.values())).base.backward
     assert backward.trace_count == 1  # one backward graph serves every combination of seeded outputs
+
+
+def test_a_free_dimension_is_traced_twice_then_replayed():
+    """With input_signature's None dimension, the second size verifies that the trace is
+    shape-polymorphic; later sizes reuse it without running the Python function."""
+    calls = []
+    W = tg.Variable(np.array([[1.0, -1.0], [0.5, 2.0], [0.0, 1.0]]), dtype="float64")
+
+    def f(x):
+        calls.append(x.shape)
+        return tg.tanh(tg.matmul(x, W)) * 2.0
+
+    spec = [TensorSpec([None, 3], "float64")]
+    compiled = tg.Function(f, input_signature=spec)
+    rng = np.random.default_rng(0)
+    for n in (4, 7, 1, 9, 7, 4):
+        x = rng.normal(size=(n, 3))
+        np.testing.assert_allclose(compiled(x).value(), np.tanh(x @ W.value()) * 2.0, rtol=1e-12)
+    assert compiled.trace_count == 2 and calls == [(4, 3), (7, 3)]
+    entry = next(iter(compiled._cache.values()))
+    assert entry.polymorphic and len(entry.variants) == 4
+
+    def baked(x):  # bakes the batch size into a constant: not polymorphic, so each size is traced
+        return x * float(x.shape[0])
+
+    g2 = tg.Function(baked, input_signature=spec)
+    for n in (2, 3, 5):
+        np.testing.assert_allclose(g2(np.ones((n, 3))).value(), np.full((n, 3), float(n)))
+    assert g2.trace_count == 3 and next(iter(g2._cache.values())).polymorphic is False
+
+
+def test_a_compiled_training_step_with_a_free_batch_dimension():
+    x_all = np.random.default_rng(1).normal(size=(50, 4))
+    y_all = (x_all[:, 0] > 0).astype(np.int64)
+    nn_ = tg.NeuralNetworks(dtype="float64")
+    tg.set_seed(3)
+    dense = nn_.layers.Dense(2)
+    dense(x_all[:1])  # build the weights
+    lossf = nn_.losses.SparseCategoricalCrossentropy(from_logits=True)
+    opt = nn_.optimizers.SGD(0.5)
+
+    def step(xb, yb):
+        with tg.GradientTape() as tape:
+            loss = lossf(yb, dense(xb))
+        params = dense.trainable_variables()
+        opt.update(params, tape.gradient(loss, params))
+        return loss
+
+    compiled = tg.Function(step, input_signature=[TensorSpec([None, 4], "float64"), TensorSpec([None], "int64")])
+    for start, stop in ((0, 16), (16, 32), (32, 45), (45, 50), (0, 16), (16, 29)):
+        before = [v.value().copy() for v in dense.trainable_variables()]
+        loss = compiled(x_all[start:stop], y_all[start:stop])
+        # the same step computed eagerly from the weights before it
+        W, b = before
+        logits = x_all[start:stop] @ W + b
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        assert float(loss) == pytest.approx(-np.mean(np.log(p[np.arange(stop - start), y_all[start:stop]])))
+        p[np.arange(stop - start), y_all[start:stop]] -= 1
+        np.testing.assert_allclose(dense.trainable_variables()[0].value(), W - 0.5 * x_all[start:stop].T @ p
+                                   / (stop - start), rtol=1e-10)
+    assert compiled.trace_count == 2 and opt.iterations == 6

@@ -24,8 +24,8 @@ from ..autodiff.tape import GradientTape
 from ..autodiff.variable import Variable, wrap
 from ..errors import OpTypeError, OpValueError
 from . import codegen, passes
-from .ir import Graph
-from .tracing import TracingError, flatten_args, flatten_outputs, trace
+from .ir import Graph, Value
+from .tracing import Tracer, TracingError, flatten_args, flatten_outputs, trace
 
 RETRACE_WARNING_AFTER = 5
 
@@ -71,6 +71,22 @@ class _Compiled:
         return values[:self.n_outputs], values[self.n_outputs:]
 
 
+class _Entry:
+    """The compiled variants of one cache key. Without free dimensions there is one; with
+    an input_signature's free dimension, one per size met. The second size is traced like
+    the first; if its graph is the first one's with other shapes (same_structure), the
+    trace is shape-polymorphic ("polymorphic") and every later size is made by replaying
+    the first graph's primitives on inputs of the new size (no Python, no side effects);
+    otherwise each size is traced."""
+
+    __slots__ = ("base", "variants", "polymorphic")
+
+    def __init__(self, base: _Compiled, shapes: tuple) -> None:
+        self.base = base
+        self.variants = {shapes: base}
+        self.polymorphic: bool | None = None  # unknown until a second size is traced
+
+
 class Function:
     """A compiled function; see the module docstring.
 
@@ -97,9 +113,15 @@ class Function:
         if self.input_signature is not None:
             self._check_signature(arrays)
         parts = []
-        for a in arrays:
+        shapes = []
+        specs = self.input_signature
+        for i, a in enumerate(arrays):
             value = a._value if isinstance(a, Variable) else a
-            parts.append((np.shape(value), np.result_type(value).str))
+            shape = np.shape(value)
+            shapes.append(shape)
+            if specs is not None:  # free dimensions are not part of the key
+                shape = specs[i].shape
+            parts.append((shape, np.result_type(value).str))
         try:
             key = (tuple(parts), tuple(static))
             hash(key)
@@ -108,7 +130,7 @@ class Function:
                 f"Function {self.name}: a non-array argument is not hashable, so it cannot be part of the "
                 f"cache key (pass arrays as ndarrays or Variables, and other arguments as hashable values)"
             ) from None
-        return key, arrays
+        return key, arrays, tuple(shapes)
 
     def _check_signature(self, arrays: list) -> None:
         specs = self.input_signature or []
@@ -136,18 +158,25 @@ class Function:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if tracers:  # called while an enclosing Function traces: inline into its graph
             return self.fn(*args, **kwargs)
-        key, arrays = self._key(args, kwargs)
-        compiled = self._cache.get(key)
-        if compiled is None:
-            return self._trace(key, args, kwargs)
+        key, arrays, shapes = self._key(args, kwargs)
+        entry = self._cache.get(key)
+        if entry is None:
+            return self._trace(key, args, kwargs, shapes)
+        compiled = entry.variants.get(shapes)
+        if compiled is None:  # a new size of a free dimension (see _Entry)
+            if not entry.polymorphic:
+                return self._trace(key, args, kwargs, shapes)
+            compiled = entry.variants[shapes] = _Compiled(
+                respecialize(entry.base.traced, arrays), entry.base.rebuild_out, self.optimize)
         outs, residuals = compiled.execute([a._value if isinstance(a, Variable) else a for a in arrays])
         results = [wrap(o) for o in outs]
         if active_tapes:
             self._record_call(compiled, arrays, results, residuals)
         return compiled.rebuild_out(results)
 
-    def _trace(self, key: Any, args: tuple, kwargs: dict) -> Any:
-        if self.trace_count >= RETRACE_WARNING_AFTER:
+    def _trace(self, key: Any, args: tuple, kwargs: dict, shapes: tuple) -> Any:
+        entry = self._cache.get(key)
+        if self.trace_count >= RETRACE_WARNING_AFTER and entry is None:
             warnings.warn(
                 f"Function {self.name} was traced {self.trace_count + 1} times; the last retrace happened because "
                 f"{self._retrace_culprit(key)}. Retracing is slow: pass arrays of fixed shapes, use "
@@ -157,8 +186,15 @@ class Function:
         graph, result, rebuild_out, tracer = trace(self.fn, args, kwargs, allow_new_variables=self.trace_count == 0,
                                                    where=f"Function {self.name}")
         compiled = _Compiled(graph, rebuild_out, self.optimize)
-        self._cache[key] = compiled
-        self._keys.append(key)
+        if entry is None:
+            self._cache[key] = _Entry(compiled, shapes)
+            self._keys.append(key)
+        else:
+            # A second size of a free dimension: if this trace is the first one with other
+            # shapes, the function is shape-polymorphic and later sizes need no tracing.
+            entry.variants[shapes] = compiled
+            if entry.polymorphic is None:
+                entry.polymorphic = same_structure(entry.base.traced, graph)
         self.trace_count += 1
         if active_tapes:
             arrays, _, _ = flatten_args(args, kwargs)
@@ -234,10 +270,11 @@ class Function:
         return self._listing(args, kwargs, with_backward=True)
 
     def _listing(self, args: tuple, kwargs: dict, with_backward: bool) -> GraphListing:
-        key, arrays = self._key(args, kwargs)
-        if key not in self._cache:
-            self._trace(key, args, kwargs)
-        compiled = self._cache[key]
+        key, arrays, shapes = self._key(args, kwargs)
+        entry = self._cache.get(key)
+        if entry is None or shapes not in entry.variants:
+            self(*args, **kwargs)
+        compiled = self._cache[key].variants[shapes]
         sections = [compiled.graph.listing(f"forward {self.name}")]
         traced = compiled.traced
         differentiable = (any(v.dtype.kind == "f" for v in traced.inputs + traced.captures)
@@ -318,6 +355,79 @@ def replay(graph: Graph, inputs: list[Variable], captures: list[Variable],
             continue
         env[node.output.id] = node.op.apply(*[get(i) for i in node.inputs], **node.params)
     return [get(v) for v in graph.outputs]
+
+
+def respecialize(graph: Graph, arrays: list) -> Graph:
+    """The graph for inputs of other shapes: its primitives replayed on new placeholders
+    under a tracer. Effects are recorded, not performed (the caller runs the new graph)."""
+    tracer = Tracer(allow_new_variables=False)
+    env: dict[int, Any] = {}
+    for v, a in zip(graph.inputs, arrays):
+        var = a if isinstance(a, Variable) else wrap(a)
+        if id(var) in tracer.values:
+            var = wrap(var._value)
+        tracer.placeholder(var)
+        env[v.id] = var
+    for v in graph.captures:
+        env[v.id] = v.payload
+
+    def get(v: Any) -> Any:
+        return v.payload if v.kind == "const" else env[v.id]
+
+    paused = active_tapes[:]
+    active_tapes.clear()
+    tracers.append(tracer)
+    try:
+        for node in graph.nodes:
+            inputs = [get(i) for i in node.inputs]
+            if node.effect is not None:
+                tracer.effect(node.effect.name, node.effect.run, node.effect.describe, inputs)
+            else:
+                env[node.output.id] = node.op.apply(*inputs, **node.params)
+    finally:
+        tracers.pop()
+        active_tapes[:] = paused
+    return Graph(tracer.inputs, tracer.captures, tracer.nodes, [tracer.value_of(get(v)) for v in graph.outputs])
+
+
+def same_structure(a: Graph, b: Graph) -> bool:
+    """Whether two traces are the same program up to the shapes of their values: the same
+    primitives and parameters on the same inputs, the same captured Variables, the same
+    constants and effects. Then one trace serves every size of a free dimension."""
+    from .passes import _key
+
+    if (len(a.inputs), len(a.captures), len(a.nodes), len(a.outputs)) != (
+            len(b.inputs), len(b.captures), len(b.nodes), len(b.outputs)):
+        return False
+    mapping: dict[int, int] = {}
+    for x, y in zip(a.inputs, b.inputs):
+        if x.dtype != y.dtype:
+            return False
+        mapping[x.id] = y.id
+    for x, y in zip(a.captures, b.captures):
+        if x.payload is not y.payload:
+            return False
+        mapping[x.id] = y.id
+
+    def same_value(x: Value, y: Value) -> bool:
+        if x.kind == "const" or y.kind == "const":
+            return (x.kind == y.kind and x.dtype == y.dtype and np.shape(x.payload) == np.shape(y.payload)
+                    and bool(np.array_equal(x.payload, y.payload)))
+        return mapping.get(x.id) == y.id
+
+    for n, m in zip(a.nodes, b.nodes):
+        if (n.effect is None) != (m.effect is None) or len(n.inputs) != len(m.inputs):
+            return False
+        if n.effect is not None:
+            if n.effect.describe != m.effect.describe:
+                return False
+        elif n.op is not m.op or _key(n.params) != _key(m.params) or n.output.dtype != m.output.dtype:
+            return False
+        if not all(same_value(x, y) for x, y in zip(n.inputs, m.inputs)):
+            return False
+        if n.output is not None:
+            mapping[n.output.id] = m.output.id
+    return all(same_value(x, y) for x, y in zip(a.outputs, b.outputs))
 
 
 def function(fn: Callable | None = None, *, input_signature: list | None = None) -> Any:
