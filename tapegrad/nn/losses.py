@@ -563,49 +563,52 @@ class SparseCategoricalCrossentropy(_Crossentropy):
         return {**super().get_config(), "from_logits": self.from_logits, "ignore_class": self.ignore_class}
 
 
-class CategoricalCrossentropy(_Crossentropy):
+class _SmoothedCrossentropy(_Crossentropy):
+    """The dense cross-entropies: ``from_logits``, ``label_smoothing`` and the class ``axis``."""
+
+    _compute: Any  # _cce or _bce
+
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
+                 reduction: str | None = "mean", name: str | None = None, dtype: Any = None) -> None:
+        super().__init__(reduction, name, dtype)
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = float(label_smoothing)
+        self.axis = int(axis)
+        if not 0.0 <= self.label_smoothing <= 1.0:
+            raise OpValueError(f"{type(self).__name__}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+
+    def call(self, trues: Any, predicts: Any) -> Variable:
+        return self._compute(self._op, trues, predicts, self.from_logits, self.label_smoothing, self.axis,
+                             self.dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing,
+                "axis": self.axis}
+
+
+class CategoricalCrossentropy(_SmoothedCrossentropy):
     """Cross-entropy of one-hot (or probability) trues against class scores of the same shape;
     ``label_smoothing`` mixes the trues with the uniform distribution."""
+
+    _compute = staticmethod(_cce)
 
     def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
                  reduction: str | None = "mean", name: str | None = "categorical_crossentropy",
                  dtype: Any = None) -> None:
-        super().__init__(reduction, name, dtype)
-        self.from_logits = bool(from_logits)
-        self.label_smoothing = float(label_smoothing)
-        self.axis = int(axis)
-        if not 0.0 <= self.label_smoothing <= 1.0:
-            raise OpValueError(f"CategoricalCrossentropy: label_smoothing must be in [0, 1], got {label_smoothing!r}")
-
-    def call(self, trues: Any, predicts: Any) -> Variable:
-        return _cce(self._op, trues, predicts, self.from_logits, self.label_smoothing, self.axis, self.dtype)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing,
-                "axis": self.axis}
+        super().__init__(from_logits, label_smoothing, axis, reduction, name, dtype)
 
 
-class BinaryCrossentropy(_Crossentropy):
+class BinaryCrossentropy(_SmoothedCrossentropy):
     """Binary cross-entropy of trues in [0, 1] against probabilities (or logits with
     ``from_logits=True``), averaged over ``axis`` (the last) per sample;
     ``label_smoothing`` moves the trues towards 0.5."""
 
+    _compute = staticmethod(_bce)
+
     def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
                  reduction: str | None = "mean", name: str | None = "binary_crossentropy",
                  dtype: Any = None) -> None:
-        super().__init__(reduction, name, dtype)
-        self.from_logits = bool(from_logits)
-        self.label_smoothing = float(label_smoothing)
-        self.axis = int(axis)
-        if not 0.0 <= self.label_smoothing <= 1.0:
-            raise OpValueError(f"BinaryCrossentropy: label_smoothing must be in [0, 1], got {label_smoothing!r}")
-
-    def call(self, trues: Any, predicts: Any) -> Variable:
-        return _bce(self._op, trues, predicts, self.from_logits, self.label_smoothing, self.axis, self.dtype)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing,
-                "axis": self.axis}
+        super().__init__(from_logits, label_smoothing, axis, reduction, name, dtype)
 
 
 # ---------------------------------------------------------------------------------------
