@@ -145,7 +145,7 @@ def test_variables_may_be_created_on_the_first_trace_only():
 
 
 def test_result_must_be_variables():
-    with pytest.raises(TypeError, match=r"must return a Variable.*result\[1\] is int"):
+    with pytest.raises(TypeError, match=r"returns Variables.*result\[1\] must be a Variable.*got int"):
         tg.Function(lambda x: (x, 3))(np.ones(2))
     out = tg.Function(lambda x: {"a": x * 2.0, "b": [x + 1.0, x]})(np.ones(2, np.float32))
     assert set(out) == {"a", "b"} and out["b"][0].value().tolist() == [2.0, 2.0]

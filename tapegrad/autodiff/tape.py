@@ -77,7 +77,7 @@ class GradientTape:
 
     def watch(self, x: Any) -> None:
         """Watch a Variable (or a list/tuple/dict of them) so that ops on it are recorded."""
-        for v in _flatten(x, "GradientTape.watch", "x")[0]:
+        for v in flatten(x, "GradientTape.watch", "x")[0]:
             if v._value.dtype.kind == "f":
                 self._watched[id(v)] = v
 
@@ -124,7 +124,7 @@ class GradientTape:
                     f"got {unconnected_gradients!r}"
                 )
         targets = [target] if target.__class__ is Variable else _targets(target)
-        flat_sources, rebuild = _flatten(sources, "GradientTape.gradient", "sources")
+        flat_sources, rebuild = flatten(sources, "GradientTape.gradient", "sources")
         for s in flat_sources:
             if s._value.dtype.kind != "f":
                 _integer_source(flat_sources)
@@ -332,8 +332,10 @@ def _first(flat: list) -> Any:
     return flat[0]
 
 
-def _flatten(structure: Any, op: str, arg: str) -> tuple[list[Variable], Callable[[list], Any]]:
-    """Flatten a Variable or nested list/tuple/dict of Variables; return a rebuild function."""
+def flatten(structure: Any, op: str, arg: str,
+             error: type[Exception] = OpTypeError) -> tuple[list[Variable], Callable[[list], Any]]:
+    """Flatten a Variable or nested list/tuple/dict of Variables; return a rebuild function.
+    Anything else raises ``error`` naming ``op`` and the path to the offending element."""
     if structure.__class__ is Variable:
         return [structure], _first
     kind = structure.__class__
@@ -357,8 +359,8 @@ def _flatten(structure: Any, op: str, arg: str) -> tuple[list[Variable], Callabl
         if isinstance(node, dict):
             parts_d = {k: walk(v, f"{path}[{k!r}]") for k, v in node.items()}
             return lambda values: {k: p(values) for k, p in parts_d.items()}
-        raise OpTypeError(f"{op}: {path} must be a Variable (or a list, tuple or dict of Variables), "
-                          f"got {type(node).__name__}")
+        raise error(f"{op}: {path} must be a Variable (or a list, tuple or dict of Variables), "
+                    f"got {type(node).__name__}")
 
     build = walk(structure, arg)
     return flat, build

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..autodiff.state import active_tapes, tracers
+from ..autodiff.tape import flatten
 from ..autodiff.variable import Variable, wrap
 from ..errors import OpTypeError
 from .ir import Effect, Graph, Node, Value
@@ -160,27 +161,8 @@ def flatten_args(args: tuple, kwargs: dict) -> tuple[list[Any], list[Any], Calla
 
 
 def flatten_outputs(result: Any, where: str) -> tuple[list[Variable], Callable[[list], Any]]:
-    flat: list[Variable] = []
-
-    def walk(x: Any, path: str) -> Callable[[list], Any]:
-        if isinstance(x, Variable):
-            i = len(flat)
-            flat.append(x)
-            return lambda outs: outs[i]
-        if isinstance(x, (list, tuple)):
-            parts = [walk(item, f"{path}[{i}]") for i, item in enumerate(x)]
-            kind = type(x) if type(x) in (list, tuple) else list
-            return lambda outs: kind(p(outs) for p in parts)
-        if isinstance(x, dict):
-            parts_d = {k: walk(v, f"{path}[{k!r}]") for k, v in x.items()}
-            return lambda outs: {k: p(outs) for k, p in parts_d.items()}
-        raise TracingError(
-            f"{where}: a compiled Function must return a Variable, or a list, tuple or dict of Variables; "
-            f"{path} is {type(x).__name__}"
-        )
-
-    build = walk(result, "the result")
-    return flat, build
+    """The Variables a traced function returned, and how to rebuild its result from them."""
+    return flatten(result, f"{where} (a compiled Function returns Variables)", "the result", TracingError)
 
 
 def trace(fn: Callable, args: tuple, kwargs: dict, allow_new_variables: bool,
