@@ -450,3 +450,37 @@ def test_a_compiled_training_step_with_a_free_batch_dimension():
         np.testing.assert_allclose(dense.trainable_variables()[0].value(), W - 0.5 * x_all[start:stop].T @ p
                                    / (stop - start), rtol=1e-10)
     assert compiled.trace_count == 2 and opt.iterations == 6
+
+
+def test_reductions_and_losses_with_a_free_batch_dimension_need_no_retrace():
+    """Mean losses and batch normalisation reduce over the batch: their VJPs read the batch
+    size at run time, so one trace serves every batch size."""
+    nn_ = tg.NeuralNetworks(dtype="float64")
+    tg.set_seed(0)
+    layers = [nn_.layers.Dense(5, activation="tanh"), nn_.layers.BatchNormalization(), nn_.layers.Dense(2)]
+    lossf = nn_.losses.MeanSquaredError()
+    rng = np.random.default_rng(2)
+
+    def loss_and_grads(xb, yb):
+        with tg.GradientTape() as tape:
+            h = xb
+            for layer in layers:
+                h = layer(h, training=True)
+            loss = lossf(yb, h) + tg.reduce_mean(tg.square(h))
+        params = [v for layer in layers for v in layer.trainable_variables()]
+        return loss, tape.gradient(loss, params)
+
+    loss_and_grads(rng.normal(size=(3, 4)), rng.normal(size=(3, 2)))  # build the layers
+    spec = [TensorSpec([None, 4], "float64"), TensorSpec([None, 2], "float64")]
+    compiled = tg.Function(loss_and_grads, input_signature=spec)
+    for n in (8, 5, 13, 2):
+        xb, yb = rng.normal(size=(n, 4)), rng.normal(size=(n, 2))
+        moving = layers[1].moving_mean.value().copy()
+        loss, grads = compiled(xb, yb)
+        layers[1].moving_mean.assign(moving)  # undo this call's moving-average update
+        eager_loss, eager_grads = loss_and_grads(xb, yb)
+        layers[1].moving_mean.assign(moving)
+        assert float(loss) == pytest.approx(float(eager_loss), rel=1e-12)
+        for a, b in zip(grads, eager_grads):
+            np.testing.assert_allclose(a.value(), b.value(), rtol=1e-10, atol=1e-12)
+    assert compiled.trace_count == 2 and next(iter(compiled._cache.values())).polymorphic

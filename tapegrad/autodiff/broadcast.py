@@ -1,7 +1,8 @@
 """The primitives the autodiff machinery itself needs.
 
-``sum_to`` sums a broadcast cotangent back to an input's shape (the tape applies it
-after the rules of broadcasting primitives); ``broadcast_to`` is its transpose;
+``sum_to`` sums a broadcast cotangent back to a shape and ``broadcast_to`` is its
+transpose; ``sum_like``/``broadcast_like`` do the same to the shape of a second input, read
+at run time (the tape sums the cotangents of broadcasting primitives with ``sum_like``);
 ``astype`` converts between float dtypes so that a gradient has its source's dtype.
 Each one's VJP is written with the others, so all of them are differentiable.
 """
@@ -46,6 +47,13 @@ astype_p = Primitive("astype", lambda x, dtype: np.asarray(x).astype(dtype, copy
 
 sum_to_p.defvjp(lambda g, out, x, shape: broadcast_to_p(g, shape=np.shape(x)))
 broadcast_to_p.defvjp(lambda g, out, x, shape: sum_to_p(g, shape=np.shape(x)))
+
+# The same pair with the target shape read, at run time, from a second input: graphs made of
+# these stay valid when a (batch) dimension changes size (see compiler.compiled._Entry).
+sum_like_p = Primitive("sum_like", lambda x, like: _sum_to(x, np.shape(like)), ("x", "like"))
+broadcast_like_p = Primitive("broadcast_like", lambda x, like: np.broadcast_to(x, np.shape(like)), ("x", "like"))
+sum_like_p.defvjp(lambda g, out, x, like: broadcast_like_p(g, x), lambda g, out, x, like: None)
+broadcast_like_p.defvjp(lambda g, out, x, like: sum_like_p(g, x), lambda g, out, x, like: None)
 astype_p.defvjp(lambda g, out, x, dtype: astype_p(g, dtype=x.dtype))
 
 

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import OpTypeError, OpValueError
-from .broadcast import astype_p, sum_to_p
+from .broadcast import astype_p, sum_like_p
 from .primitive import _ONE, _SCALAR_TYPES, active_tapes, tracers
 from .variable import Variable, wrap
 
@@ -227,14 +227,14 @@ def backprop(nodes: list, targets: list, seeds: list, sources: list, differentia
                 gi = rules[0](g, outv, inputs[0], inputs[1])
                 if gi is not None:
                     if prim.broadcasting and gi.__class__ not in _SCALAR_TYPES and gi.shape != vals[0].shape:
-                        gi = sum_to_p(gi, shape=vals[0].shape)
+                        gi = sum_like_p(gi, inputs[0])
                     prev = get(x)
                     grads[x] = gi if prev is None else prev + gi
             if needs[1] and (y._leaf is None or y in wanted):
                 gi = rules[1](g, outv, inputs[0], inputs[1])
                 if gi is not None:
                     if prim.broadcasting and gi.__class__ not in _SCALAR_TYPES and gi.shape != vals[1].shape:
-                        gi = sum_to_p(gi, shape=vals[1].shape)
+                        gi = sum_like_p(gi, inputs[1])
                     prev = get(y)
                     grads[y] = gi if prev is None else prev + gi
         elif rules is not None:
@@ -246,7 +246,7 @@ def backprop(nodes: list, targets: list, seeds: list, sources: list, differentia
                     if gi is not None:
                         # (a NumPy-scalar cotangent belongs to a 0-d output: nothing to unbroadcast)
                         if broadcasting and gi.__class__ not in _SCALAR_TYPES and gi.shape != vals[i].shape:
-                            gi = sum_to_p(gi, shape=vals[i].shape)
+                            gi = sum_like_p(gi, inputs[i])
                         x = args[i]
                         prev = get(x)
                         grads[x] = gi if prev is None else prev + gi

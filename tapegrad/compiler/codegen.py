@@ -29,7 +29,7 @@ def _kernel_of(node: Node) -> str:
     if isinstance(node.op, Fused):
         return "buffer"
     name = node.op.name
-    if name in VIEWS and node.inputs[0].shape:
+    if name in VIEWS and node.inputs[0].shape and node.inputs[0].kind != "const":
         return "view"
     if name in KERNELS and node.output.shape:
         return "buffer"
@@ -122,7 +122,7 @@ def generate(graph: Graph) -> Callable[[list, list], list]:
             fn = bind(f"e{j}", node.effect.run)
             body.append(f"{fn}({', '.join(ref(i) for i in node.inputs)})")
         elif kind == "view":
-            expr = VIEWS[node.op.name]([ref(node.inputs[0])], node.params, namespace)
+            expr = VIEWS[node.op.name]([ref(i) for i in node.inputs], node.params, namespace)
             names[node.output.id] = f"v{j}"
             body.append(f"v{j} = {expr}")
         elif kind == "buffer":

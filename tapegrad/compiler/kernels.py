@@ -115,8 +115,9 @@ KERNELS["reduce_mean"] = Kernel(
 
 def _sum_to(a: list[str], out: str, p: dict, inputs: list) -> list[str]:
     # sum the broadcast axes with keepdims, into a view of the output of the keepdims shape
+    # (sum_like: the target shape is its second input's, known when the graph is specialised)
     in_shape = inputs[0].shape
-    shape = p["shape"]
+    shape = p["shape"] if "shape" in p else inputs[1].shape
     if len(in_shape) == 2 and shape == in_shape[1:] and inputs[0].dtype.kind == "f":
         # a bias gradient: the column sums of a matrix, as a BLAS product with ones (~3x faster)
         return [f"np_matmul(ones_{in_shape[0]}_{inputs[0].dtype.str[1:]}, {a[0]}, {out})"]
@@ -129,7 +130,8 @@ def _sum_to(a: list[str], out: str, p: dict, inputs: list) -> list[str]:
 
 KERNELS["sum_to"] = Kernel(None, (), {"np_add_reduce": np.add.reduce, "np_matmul": np.matmul})
 # Emitters that look at the input values (shapes, constants): emit(args, out, params, inputs).
-SHAPED_EMITTERS = {"sum_to": _sum_to, "where": _where}
+KERNELS["sum_like"] = KERNELS["sum_to"]
+SHAPED_EMITTERS = {"sum_to": _sum_to, "sum_like": _sum_to, "where": _where}
 KERNELS["reduce_max"] = Kernel(_reduce("np_maximum_reduce"), (), {"np_maximum_reduce": np.maximum.reduce})
 KERNELS["reduce_min"] = Kernel(_reduce("np_minimum_reduce"), (), {"np_minimum_reduce": np.minimum.reduce})
 
@@ -145,8 +147,11 @@ SCALAR_OPERATORS = {"add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", 
 # Kernels that return a view of their first input (no buffer, no copy).
 VIEWS: dict[str, Callable[[list[str], dict, dict], str]] = {
     "reshape": lambda a, p, ns: f"{a[0]}.reshape({p['shape']!r})",
+    "expand_dims": lambda a, p, ns: f"np_expand_dims({a[0]}, {p['axes']!r})",
+    "squeeze": lambda a, p, ns: f"np_squeeze({a[0]}, {p['axes']!r})",
+    "broadcast_like": lambda a, p, ns: f"np_broadcast_to({a[0]}, {a[1]}.shape)",
     "transpose": lambda a, p, ns: f"{a[0]}.transpose({p['perm']!r})" if p["perm"] is not None
     else f"{a[0]}.transpose()",
     "broadcast_to": lambda a, p, ns: f"np_broadcast_to({a[0]}, {p['shape']!r})",
 }
-VIEW_NAMES = {"np_broadcast_to": np.broadcast_to}
+VIEW_NAMES = {"np_broadcast_to": np.broadcast_to, "np_expand_dims": np.expand_dims, "np_squeeze": np.squeeze}

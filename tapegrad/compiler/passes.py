@@ -128,6 +128,8 @@ def _simplify_node(node: Node) -> Value | Node | None:
             return _node(square_p, [x], {}, out)
     elif name in ("nop", "astype") and _same_type(ins[0], out):
         return ins[0]
+    elif name in ("sum_like", "broadcast_like", "expand_dims", "squeeze") and _same_type(ins[0], out):
+        return ins[0]
     elif name in ("reshape", "broadcast_to", "sum_to"):
         x = ins[0]
         if _same_type(x, out):

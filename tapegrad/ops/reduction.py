@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from ..autodiff.broadcast import astype_p, broadcast_to_p
+from ..autodiff.broadcast import astype_p, broadcast_like_p
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable
 from ..errors import OpValueError
 from .elementwise import equal_p, exp_p
-from .shape import reshape_p
+from .shape import expand_dims_p
 
 ArrayLike = Any
 
@@ -42,33 +42,29 @@ def normalize_axis(axis: Any, ndim: int, op: str) -> tuple[int, ...] | None:
     return tuple(sorted(out))
 
 
-def keepdims_shape(shape: tuple[int, ...], axis: tuple[int, ...] | None) -> tuple[int, ...]:
-    if axis is None:
-        return (1,) * len(shape)
-    return tuple(1 if i in axis else n for i, n in enumerate(shape))
-
-
 def _expand(g: Any, x: Any, axis: tuple[int, ...] | None, keepdims: bool) -> Any:
-    """Reshape a reduced cotangent to the keepdims shape of x (a differentiable no-copy op)."""
-    return g if keepdims else reshape_p(g, shape=keepdims_shape(np.shape(x), axis))
+    """A reduced cotangent with the reduced axes put back (length 1), by axis number."""
+    if keepdims:
+        return g
+    return expand_dims_p(g, axes=tuple(range(np.ndim(x))) if axis is None else axis)
 
 
-def _count(shape: tuple[int, ...], axis: tuple[int, ...] | None) -> int:
-    if axis is None:
-        return int(np.prod(shape, dtype=np.int64))
-    return int(np.prod([shape[a] for a in axis], dtype=np.int64))
+def _inverse_count_impl(x: Any, axis: tuple[int, ...] | None) -> Any:
+    shape = np.shape(x)
+    count = int(np.prod(shape if axis is None else [shape[a] for a in axis], dtype=np.int64))
+    return np.result_type(x).type(1.0 / count) if count else np.result_type(x).type(np.inf)
 
+
+# 1 / (the number of elements a mean averages), read from x at run time: not differentiable.
+inverse_count_p = Primitive("inverse_count", _inverse_count_impl, differentiable=False)
 
 reduce_sum_p = Primitive("reduce_sum", lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims))
-reduce_sum_p.defvjp(
-    lambda g, out, x, axis, keepdims: broadcast_to_p(_expand(g, x, axis, keepdims), shape=np.shape(x))
-)
+reduce_sum_p.defvjp(lambda g, out, x, axis, keepdims: broadcast_like_p(_expand(g, x, axis, keepdims), x))
 
 reduce_mean_p = Primitive("reduce_mean", lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims))
 reduce_mean_p.defvjp(
-    lambda g, out, x, axis, keepdims: broadcast_to_p(
-        _expand(g, x, axis, keepdims) / _count(np.shape(x), axis), shape=np.shape(x)
-    )
+    lambda g, out, x, axis, keepdims: broadcast_like_p(
+        _expand(g, x, axis, keepdims) * inverse_count_p(x, axis=axis), x)
 )
 
 

@@ -59,24 +59,45 @@ def transpose(x: ArrayLike, perm: Any = None) -> Variable:
     return transpose_p.apply(x, perm=perm)
 
 
+# Inserting and removing axes of length 1, by axis number (not by shape), so that graphs
+# of them stay valid when another dimension changes size.
+def _expand_dims_impl(x: Any, axes: tuple[int, ...]) -> Any:
+    shape = list(np.shape(x))
+    for a in axes:  # sorted, in the result's numbering
+        shape.insert(a, 1)
+    return np.reshape(x, shape)  # a view, and faster than np.expand_dims
+
+
+def _squeeze_impl(x: Any, axes: tuple[int, ...]) -> Any:
+    return np.reshape(x, [n for i, n in enumerate(np.shape(x)) if i not in axes])
+
+
+expand_dims_p = Primitive("expand_dims", _expand_dims_impl)
+squeeze_p = Primitive("squeeze", _squeeze_impl)
+expand_dims_p.defvjp(lambda g, out, x, axes: squeeze_p(g, axes=axes))
+squeeze_p.defvjp(lambda g, out, x, axes: expand_dims_p(g, axes=axes))
+
+
 def expand_dims(x: ArrayLike, axis: int) -> Variable:
     """Insert an axis of length 1 at ``axis``."""
-    shape = np.shape(_value(x))
-    try:
-        new_shape = np.expand_dims(np.empty(shape, dtype=np.bool_), axis).shape
-    except (np.exceptions.AxisError, TypeError) as exc:
-        raise OpValueError(f"expand_dims: axis {axis!r} is invalid for x of shape {shape}: {exc}") from None
-    return reshape_p.apply(x, shape=new_shape)
+    ndim = np.ndim(_value(x))
+    if not isinstance(axis, (int, np.integer)) or not -ndim - 1 <= axis <= ndim:
+        raise OpValueError(f"expand_dims: axis {axis!r} is invalid for x of shape {np.shape(_value(x))}")
+    return expand_dims_p.apply(x, axes=(int(axis) % (ndim + 1),))
 
 
 def squeeze(x: ArrayLike, axis: Any = None) -> Variable:
     """Remove axes of length 1 (all of them, or those in ``axis``)."""
     shape = np.shape(_value(x))
+    items = [i for i, n in enumerate(shape) if n == 1] if axis is None else (
+        list(axis) if isinstance(axis, (tuple, list)) else [axis])
     try:
-        new_shape = np.squeeze(np.empty(shape, dtype=np.bool_), axis).shape
-    except (ValueError, TypeError) as exc:
+        axes = tuple(sorted(int(a) % len(shape) for a in items)) if shape else ()
+        if any(shape[a] != 1 for a in axes) or (not shape and items):
+            raise ValueError("cannot select an axis to squeeze out which has size not equal to one")
+    except (ValueError, TypeError, ZeroDivisionError) as exc:
         raise OpValueError(f"squeeze: cannot squeeze axis {axis!r} of x with shape {shape}: {exc}") from None
-    return reshape_p.apply(x, shape=new_shape)
+    return squeeze_p.apply(x, axes=axes)
 
 
 def broadcast_to(x: ArrayLike, shape: Any) -> Variable:
