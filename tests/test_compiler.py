@@ -484,3 +484,13 @@ def test_reductions_and_losses_with_a_free_batch_dimension_need_no_retrace():
         for a, b in zip(grads, eager_grads):
             np.testing.assert_allclose(a.value(), b.value(), rtol=1e-10, atol=1e-12)
     assert compiled.trace_count == 2 and next(iter(compiled._cache.values())).polymorphic
+
+
+def test_relax_shapes_frees_every_dimension():
+    f = tg.Function(lambda x: tg.reduce_sum(tg.sin(x) * 2.0, axis=-1), relax_shapes=True)
+    for shape in [(2, 3), (4, 3), (4, 7), (1, 1)]:
+        x = np.random.default_rng(0).normal(size=shape)
+        np.testing.assert_allclose(f(x).value(), np.sum(np.sin(x) * 2.0, axis=-1), rtol=1e-12)
+    assert f.trace_count == 2
+    f(np.ones(3))  # another rank: another entry
+    assert f.trace_count == 3

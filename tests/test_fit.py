@@ -573,11 +573,15 @@ def test_compiled_fit_trains_like_eager_fit():
     np.testing.assert_allclose(compiled[3], eager[3], rtol=1e-5)
 
 
-def test_compiled_fit_traces_each_step_shape_once():
+def test_compiled_fit_traces_twice_for_all_batch_sizes():
     x, y = blobs(100)
     m = mlp(seed=1)
     m.fit(x, y, epochs=3, batch_size=32, verbose=0)  # batches of 32, 32, 32 and 4
-    assert m._train_fn.function.trace_count == 2
+    m.fit(x, y, epochs=1, batch_size=17, verbose=0)  # and 17, ..., 15: replayed, not traced
+    assert m._train_fn.function.trace_count == 2  # the second size verified the trace is polymorphic
+    for n in (5, 9, 100):
+        np.testing.assert_allclose(m.predict(x[:n], batch_size=n), m.predict(x[:n], batch_size=1), rtol=1e-5)
+    assert m._predict_fn.function.trace_count == 2
 
 
 def test_compiled_step_skips_the_update_on_a_nan_loss():

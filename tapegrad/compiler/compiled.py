@@ -95,11 +95,14 @@ class Function:
     """
 
     def __init__(self, fn: Callable, input_signature: list | None = None, optimize: bool = True,
-                 name: str | None = None) -> None:
+                 name: str | None = None, relax_shapes: bool = False) -> None:
         if not callable(fn):
             raise OpTypeError(f"Function: fn must be callable, got {type(fn).__name__}")
         self.fn = fn
         self.input_signature = None if input_signature is None else list(input_signature)
+        # relax_shapes: every dimension of every array argument is free (only ranks and dtypes
+        # key the cache), as if input_signature had None everywhere.
+        self.relax_shapes = bool(relax_shapes)
         self.optimize = optimize
         self.name = name or getattr(fn, "__name__", "function")
         self._cache: dict[Any, _Compiled] = {}
@@ -121,6 +124,8 @@ class Function:
             shapes.append(shape)
             if specs is not None:  # free dimensions are not part of the key
                 shape = specs[i].shape
+            elif self.relax_shapes:
+                shape = len(shape)
             parts.append((shape, np.result_type(value).str))
         try:
             key = (tuple(parts), tuple(static))
@@ -148,7 +153,7 @@ class Function:
         (arr_new, static_new), (arr_old, static_old) = key, previous
         for i, (n, o) in enumerate(zip(arr_new, arr_old)):
             if n != o:
-                return f"array argument {i} changed from shape {o[0]} {o[1]} to {n[0]} {n[1]}"
+                return f"array argument {i} changed from {_shape_text(o[0])} {o[1]} to {_shape_text(n[0])} {n[1]}"
         for n, o in zip(static_new, static_old):
             if n != o:
                 return f"a non-array argument changed from {o!r} to {n!r}"
@@ -298,9 +303,14 @@ class Function:
             return self
         bound = obj.__dict__.get(f"__tapegrad_function_{self.name}")
         if bound is None:
-            bound = Function(functools.partial(self.fn, obj), self.input_signature, self.optimize, self.name)
+            bound = Function(functools.partial(self.fn, obj), self.input_signature, self.optimize, self.name,
+                             self.relax_shapes)
             obj.__dict__[f"__tapegrad_function_{self.name}"] = bound
         return bound
+
+
+def _shape_text(shape: Any) -> str:
+    return f"rank {shape}" if isinstance(shape, int) else f"shape {shape}"
 
 
 class GraphListing(str):

@@ -399,9 +399,13 @@ class Model(Layer):
         if self.jit:
             from ...compiler.compiled import Function
 
-            self._train_fn = _Compiled(Function(self._graph_train_step, name=f"{self.name}.train_step"), True)
-            self._test_fn = _Compiled(Function(self._graph_test_step, name=f"{self.name}.test_step"), True)
-            self._predict_fn = _Compiled(Function(self._graph_predict_step, name=f"{self.name}.predict_step"), False)
+            # relax_shapes: one trace serves every batch size when the step is shape-polymorphic
+            self._train_fn = _Compiled(Function(self._graph_train_step, name=f"{self.name}.train_step",
+                                                relax_shapes=True), True)
+            self._test_fn = _Compiled(Function(self._graph_test_step, name=f"{self.name}.test_step",
+                                               relax_shapes=True), True)
+            self._predict_fn = _Compiled(Function(self._graph_predict_step, name=f"{self.name}.predict_step",
+                                                  relax_shapes=True), False)
         else:
             self._train_fn = self.train_step
             self._test_fn = self.test_step
