@@ -494,3 +494,29 @@ def test_relax_shapes_frees_every_dimension():
     assert f.trace_count == 2
     f(np.ones(3))  # another rank: another entry
     assert f.trace_count == 3
+
+
+def test_identical_independent_chains_are_batched_over_a_stack():
+    """The backward pass of a deep tanh chain computes 1 - y*y for every layer: the compiler
+    computes them once over a stack of the ys (horizontal batching), with the same values."""
+    w = tg.Variable(np.linspace(0.9, 1.1, 6).astype(np.float32), trainable=False)
+
+    def step(x):
+        with tg.GradientTape() as tape:
+            tape.watch(x)
+            h = x
+            for _ in range(12):
+                h = tg.tanh(h * w + 0.01)
+            y = tg.reduce_sum(h)
+        return y, tape.gradient(y, x)
+
+    compiled = tg.Function(step)
+    x = tg.Variable(np.linspace(-1, 1, 6).astype(np.float32), trainable=False)
+    for _ in range(2):
+        (y, gx), (ey, egx) = compiled(x), step(x)
+        assert float(y) == float(ey)
+        np.testing.assert_array_equal(gx.value(), egx.value())
+    listing = str(compiled.graph(x)).split("\n\n")[0]
+    assert "stacked over" in listing and "row(" in listing
+    source = next(iter(compiled._cache.values())).base.run.source
+    assert source.count("np_tanh(") == 12 and source.count("np_subtract(") < 4  # 1 - y*y once, not 12 times

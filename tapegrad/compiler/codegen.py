@@ -18,14 +18,19 @@ from typing import Any, Callable
 import numpy as np
 
 from . import kernels as _kernels
-from .ir import ACC, Fused, Graph, Node, Value
+from .ir import ACC, ROW, VARYING, Fused, Graph, Node, Stacked, Value
 from .kernels import KERNELS, SCALAR_OPERATORS, SHAPED_EMITTERS, VIEW_NAMES, VIEWS
 
 
 def _kernel_of(node: Node) -> str:
-    """'effect', 'view', 'buffer' (writes into a buffer) or 'call' (allocates)."""
+    """'effect', 'view', 'buffer' (writes into a buffer), 'call' (allocates), or 'stacked'
+    and 'row' (horizontal batching)."""
     if node.effect is not None:
         return "effect"
+    if isinstance(node.op, Stacked):
+        return "stacked"
+    if node.op is ROW:
+        return "row"
     if isinstance(node.op, Fused):
         return "buffer"
     name = node.op.name
@@ -69,6 +74,17 @@ def generate(graph: Graph) -> Callable[[list, list], list]:
     for v in graph.outputs:
         for r in roots_of(v):
             last_use[r] = never
+
+    # Horizontal batches: the inputs of a stacked chain are computed into the rows of one
+    # buffer, and its results are the rows of another. Rows are never reused for other values.
+    row_of: dict[int, tuple[str, int]] = {}  # value id -> (stacked input buffer, row)
+    stacks: dict[int, str] = {}  # stacked node's output id -> name of its input stack
+    for node in nodes:
+        if isinstance(node.op, Stacked):
+            stack = f"Y{len(stacks)}"
+            stacks[node.output.id] = stack
+            for k, v in enumerate(node.inputs):
+                row_of[v.id] = (stack, k)
 
     names: dict[int, str] = {}
     namespace: dict[str, Any] = {"np_empty": np.empty, **VIEW_NAMES}
@@ -117,7 +133,34 @@ def generate(graph: Graph) -> Callable[[list, list], list]:
         bind(name, buffers[name])
         return name
 
+    for node in nodes:  # allocate the input stacks and name their rows
+        if isinstance(node.op, Stacked):
+            stack = stacks[node.output.id]
+            buf = np.empty(node.output.shape, node.inputs[0].dtype)
+            bind(stack, buf)
+            for k in range(len(node.inputs)):
+                bind(f"{stack}_{k}", buf[k])
+
     for j, (node, kind) in enumerate(zip(nodes, kinds)):
+        if kind == "stacked":
+            out = f"Z{j}"
+            buf = np.empty(node.output.shape, node.output.dtype)
+            bind(out, buf)
+            names[node.output.id] = out
+            stack = stacks[node.output.id]
+            for op, inputs, params in node.op.steps:
+                kernel = KERNELS[op.name]
+                for name, value in kernel.names.items():
+                    bind(name, value)
+                args = [out if i is ACC else stack if i is VARYING else ref(i) for i in inputs]
+                body.extend(kernel.emit(args, out, params))
+            continue
+        if kind == "row":
+            stacked_name = names[node.inputs[0].id]
+            name = bind(f"{stacked_name}_{node.params['index']}",
+                        namespace[stacked_name][node.params["index"]])
+            names[node.output.id] = name
+            continue
         if kind == "effect":
             fn = bind(f"e{j}", node.effect.run)
             body.append(f"{fn}({', '.join(ref(i) for i in node.inputs)})")
@@ -130,6 +173,10 @@ def generate(graph: Graph) -> Callable[[list, list], list]:
                 out = f"v{j}"
                 dtype = bind("dt_" + node.output.dtype.str[1:], node.output.dtype)
                 body.append(f"{out} = np_empty({node.output.shape!r}, {dtype})")
+            elif node.output.id in row_of:  # the input of a stacked chain: written into its row
+                stack, k = row_of[node.output.id]
+                out = f"{stack}_{k}"
+                buffered.add(node.output.id)
             else:
                 out = take_buffer(node, j)
                 buffer_of[node.output.id] = out

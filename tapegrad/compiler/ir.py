@@ -70,6 +70,37 @@ class Fused:
         self.name = "fused[" + ", ".join(p.name for p, _, _ in steps) + "]"
 
 
+class Stacked:
+    """Horizontal batching (see passes.batch): the same elementwise chain applied to many
+    values, computed once over a stacked array. Its output is the stack of the results;
+    ``Row`` nodes name each member's result (a view of one row)."""
+
+    __slots__ = ("name", "steps", "count")
+
+    def __init__(self, steps: list[tuple[Any, list, dict]], count: int) -> None:
+        # steps: (primitive, inputs, params); an input is a constant Value, ACC, or VARYING
+        self.steps = steps
+        self.count = count
+        self.name = f"stacked[{count} x " + ", ".join(p.name for p, _, _ in steps) + "]"
+
+
+class Row:
+    """Row ``index`` of a stacked value."""
+
+    name = "row"
+
+
+ROW = Row()
+
+
+class _Varying:
+    def __repr__(self) -> str:
+        return "each"
+
+
+VARYING = _Varying()  # in a Stacked chain: the member's own input
+
+
 class _Acc:
     def __repr__(self) -> str:
         return "acc"
@@ -118,6 +149,11 @@ class Graph:
             params = "".join(f", {k}={_param(p)}" for k, p in node.params.items())
             if node.effect is not None:
                 lines.append(f"  {node.effect.describe}({args})")
+            elif isinstance(node.op, Stacked):
+                steps = "; ".join(
+                    f"{p.name}(" + ", ".join(_show(i) for i in ins) + ")" for p, ins, _ in node.op.steps)
+                lines.append(f"  {node.output!r} = stacked over ({', '.join(_show(i) for i in node.inputs)}) "
+                             f"{{{steps}}}: {_type(node.output)}")
             elif isinstance(node.op, Fused):
                 steps = "; ".join(
                     f"{p.name}(" + ", ".join(_show(i) for i in ins)

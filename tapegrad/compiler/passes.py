@@ -2,9 +2,11 @@
 
 ``optimize`` runs, in order: algebraic simplification and constant folding (one
 forward sweep, with value substitution), common-subexpression elimination,
-dead-code elimination, and fusion of elementwise chains (and of a matmul with the
-bias add and activation that follow it) into single in-place kernels. Buffer reuse
-and in-place execution are planned by the code generator.
+dead-code elimination, fusion of elementwise chains (and of a matmul with the
+bias add and activation that follow it) into single in-place kernels, and
+horizontal batching of many identical independent chains into one chain over a
+stacked buffer. Buffer reuse and in-place execution are planned by the code
+generator.
 
 Passes never move or remove effects (assignments, optimizer updates), and CSE does
 not merge across an effect, which may have changed a captured Variable in place.
@@ -16,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .ir import ACC, Fused, Graph, Node, Value
+from .ir import ACC, ROW, VARYING, Fused, Graph, Node, Stacked, Value
 from .kernels import ELEMENTWISE, FUSION_HEADS, KERNELS
 
 
@@ -25,6 +27,7 @@ def optimize(graph: Graph) -> Graph:
     graph = cse(graph)
     graph = dce(graph)
     graph = fuse(graph)
+    graph = batch(graph)
     return graph
 
 
@@ -293,3 +296,96 @@ def fuse(graph: Graph) -> Graph:
         else:
             final.append(node)
     return Graph(graph.inputs, graph.captures, final, graph.outputs)
+
+
+# -- horizontal batching -----------------------------------------------------------------------
+BATCH_MIN = 8  # fewer members are not worth a stacked buffer
+
+
+def batch(graph: Graph) -> Graph:
+    """Compute many identical, independent elementwise chains as one chain over a stack.
+
+    Members: chains (fused or single elementwise nodes) with the same steps, parameters and
+    constants, each applied to one value of its own (e.g. ``1 - y * y`` for every tanh of a
+    deep network's backward pass). Their inputs are computed into the rows of one stacked
+    buffer, the chain runs once over the stack, and each member's result is a row of the
+    output. The stacked node sits after the last input's producer and before the first use
+    of any member's result; each member's input must be the result of a buffer kernel."""
+    nodes = graph.nodes
+    outputs = {v.id for v in graph.outputs}
+    position = {n.output.id: j for j, n in enumerate(nodes) if n.output is not None}
+    first_use: dict[int, int] = {}
+    for j, node in enumerate(nodes):
+        for i in node.inputs:
+            first_use.setdefault(i.id, j)
+    groups: dict[Any, list[tuple[Node, Value]]] = {}
+    for node in nodes:
+        member = _batch_member(node, outputs)
+        if member is not None:
+            key, varying = member
+            groups.setdefault(key, []).append((node, varying))
+    rewrites: dict[int, list[Node]] = {}  # position -> stacked node and its rows, inserted after it
+    removed: set[int] = set()
+    claimed: set[int] = set()  # nodes already part of a batch, as members or as producers of inputs
+    for members in groups.values():
+        varying = [v for _, v in members]
+        if len(members) < BATCH_MIN or len({v.id for v in varying}) != len(varying):
+            continue
+        if any(v.kind != "node" or v.id in outputs or not _writes_buffer(v.payload) for v in varying):
+            continue
+        if any(id(n) in claimed for n, _ in members) or any(id(v.payload) in claimed for v in varying):
+            continue
+        claimed.update(id(n) for n, _ in members)
+        claimed.update(id(v.payload) for v in varying)
+        ready = max(position[v.id] for v in varying)
+        needed = min((first_use.get(n.output.id, len(nodes)) for n, _ in members), default=len(nodes))
+        if not ready < needed:
+            continue
+        head = members[0][0]
+        steps = head.op.steps if isinstance(head.op, Fused) else [(head.op, head.inputs, head.params)]
+        template = [(op, [VARYING if i is members[0][1] else i for i in ins], params) for op, ins, params in steps]
+        out = head.output
+        stacked_value = Value("node", (len(members),) + out.shape, out.dtype)
+        stacked = Node(Stacked(template, len(members)), varying, None, stacked_value)
+        stacked_value.payload = stacked
+        inserted = [stacked]
+        for k, (node, _) in enumerate(members):
+            row = Node(ROW, [stacked_value], {"index": k}, node.output)
+            node.output.payload = row
+            inserted.append(row)
+            removed.add(id(node))
+        rewrites.setdefault(ready, []).extend(inserted)
+    if not rewrites:
+        return graph
+    new_nodes: list[Node] = []
+    for j, node in enumerate(nodes):
+        if id(node) not in removed:
+            new_nodes.append(node)
+        new_nodes.extend(rewrites.get(j, ()))
+    return Graph(graph.inputs, graph.captures, new_nodes, graph.outputs)
+
+
+def _batch_member(node: Node, outputs: set[int]) -> tuple[Any, Value] | None:
+    """(signature, the member's own input) when ``node`` can be a member of a batch."""
+    if node.effect is not None or node.output is None or not node.output.shape or node.output.id in outputs:
+        return None
+    steps = node.op.steps if isinstance(node.op, Fused) else [(node.op, node.inputs, node.params)]
+    if isinstance(node.op, Stacked) or any(op.name not in ELEMENTWISE for op, _, _ in steps):
+        return None
+    own = [i for i in node.inputs if i.kind != "const"]
+    if not own or any(i is not own[0] for i in own) or own[0].shape != node.output.shape:
+        return None
+    varying = own[0]
+    signature = tuple(
+        (id(op), tuple("each" if i is varying else "acc" if i is ACC else _key(i) for i in ins), _key(params))
+        for op, ins, params in steps)
+    return (signature, node.output.shape, node.output.dtype.str, varying.dtype.str), varying
+
+
+def _writes_buffer(node: Node) -> bool:
+    """Whether a node writes its result into a buffer (so the result can be placed in a row)."""
+    if node.effect is not None or isinstance(node.op, Stacked) or node.op is ROW:
+        return False
+    if isinstance(node.op, Fused):
+        return True
+    return node.op.name in KERNELS and bool(node.output.shape)
