@@ -8,7 +8,7 @@ import numpy as np
 
 from ...errors import OpValueError
 from .base import Optimizer
-from .kernels import adam_coefficients, adam_kernel
+from .kernels import NATIVE_MIN, adam_coefficients, adam_kernel, native_adam
 
 __all__ = ["Adam", "AdamW"]
 
@@ -73,6 +73,14 @@ class Adam(Optimizer):
             p, g, slots[0], slots[1], slots[2] if self.amsgrad else None, tmp[0],
             coef[0], coef[1], self.beta_1, self.beta_2,
         )
+
+    def _run_group(self, group: Any, g_arg: Any, coef: tuple) -> None:
+        # The fused C loop runs a whole buffer in one memory-bound pass: splitting it
+        # over threads or into L2-sized chunks (the NumPy way) only adds handoffs.
+        if not self.amsgrad and group.size >= NATIVE_MIN and native_adam(group.param.dtype, group.sdtype):
+            self._kernel(group.param, g_arg, group.slot_list, group.tmp, coef)
+        else:
+            super()._run_group(group, g_arg, coef)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

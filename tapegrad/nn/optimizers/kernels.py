@@ -29,15 +29,19 @@ its docstring.
 from __future__ import annotations
 
 import math
-from typing import Sequence, Union
+from typing import Callable, Sequence, Union
 
 import numpy as np
 
+from ... import native
+
 __all__ = [
+    "NATIVE_MIN",
     "adagrad_kernel",
     "adam_coefficients",
     "adam_kernel",
     "decay_kernel",
+    "native_adam",
     "rmsprop_kernel",
     "sgd_kernel",
 ]
@@ -49,6 +53,25 @@ _add = np.add
 _subtract = np.subtract
 _divide = np.divide
 _sqrt = np.sqrt
+
+
+# Buffers of fewer elements stay in NumPy: the native call saves less than it costs,
+# and small models (the seed examples) then never load ctypes or build the library.
+NATIVE_MIN = 4096
+
+_FLOAT32 = np.dtype(np.float32)
+_FLOAT64 = np.dtype(np.float64)
+
+
+def native_adam(dtype: np.dtype, slot_dtype: np.dtype) -> Callable[..., None] | None:
+    """The fused C Adam loop (``tapegrad.native``) for parameters of ``dtype`` with slots
+    of ``slot_dtype``, or None where it does not apply or cannot be built."""
+    if dtype != slot_dtype or dtype not in (_FLOAT32, _FLOAT64):
+        return None
+    lib = native.library()
+    if lib is None:
+        return None
+    return lib.tg_adam_f32 if dtype == _FLOAT32 else lib.tg_adam_f64
 
 
 def _pieces(g: Grad, n: int) -> list[tuple[int, int, np.ndarray]]:
@@ -141,8 +164,14 @@ def adam_kernel(
     ``p -= scale * M / (sqrt(V) + eps)`` with the scalars of :func:`adam_coefficients`:
     the same numbers to rounding, in ten passes over the arrays (twelve for Keras's
     form). With AMSGrad, ``vhat = max(vhat, V)`` replaces ``V`` in the update.
+
+    Arrays of at least ``NATIVE_MIN`` elements, all C-contiguous and of one float
+    dtype, are updated in one pass by the C twin of this function
+    (:func:`native_adam`), which gives the same bits.
     """
     pieces = _pieces(g, p.size)
+    if vhat is None and p.size >= NATIVE_MIN and _native_adam_run(p, pieces, m, v, scale, eps, beta_1, beta_2):
+        return
     _multiply(m, beta_1, out=m)
     for start, stop, gi in pieces:
         ms = m[start:stop]
@@ -158,6 +187,43 @@ def adam_kernel(
     _divide(m, tmp, out=tmp)
     _multiply(tmp, scale, out=tmp)
     _subtract(p, tmp, out=p)
+
+
+def _native_adam_run(
+    p: np.ndarray, pieces: list, m: np.ndarray, v: np.ndarray, scale: float, eps: float, beta_1: float, beta_2: float
+) -> bool:
+    """Run :func:`adam_kernel` natively if it applies; False if not (nothing written)."""
+    fn = native_adam(p.dtype, m.dtype)
+    if fn is None or v.dtype != p.dtype:
+        return False
+    arrays = [p, m, v]
+    arrays.extend(gi for _, _, gi in pieces)
+    for a in arrays:
+        if a.dtype != p.dtype or not a.flags.c_contiguous:
+            return False
+    for a in arrays[:3]:
+        if not a.flags.writeable:
+            return False
+    item = p.itemsize
+    nbytes = p.nbytes
+    pp, mp, vp = p.ctypes.data, m.ctypes.data, v.ctypes.data
+    # The C loop assumes no overlap (restrict); a gradient that is a view of the
+    # parameters or slots (a user passing p's own array) takes the NumPy way.
+    spans = sorted([(pp, pp + nbytes), (mp, mp + nbytes), (vp, vp + nbytes)])
+    if spans[0][1] > spans[1][0] or spans[1][1] > spans[2][0]:
+        return False
+    calls = []
+    for start, stop, gi in pieces:
+        gp = gi.ctypes.data
+        gend = gp + gi.nbytes
+        for a, b in spans:
+            if gp < b and a < gend:
+                return False
+        at = start * item
+        calls.append((pp + at, gp, mp + at, vp + at, stop - start))
+    for pa, ga, ma, va, n in calls:
+        fn(pa, ga, ma, va, n, beta_1, beta_2, scale, eps)
+    return True
 
 
 def rmsprop_kernel(
