@@ -27,7 +27,9 @@ caches ``variable.value()`` across updates must re-read it after the first one.
 
 Speed
 -----
-Adam's kernel is ten whole-buffer passes (``kernels.adam_kernel``). A buffer of at
+Adam's kernel is ten whole-buffer passes in NumPy (``kernels.adam_kernel``), or one
+fused C loop from ``tapegrad.native`` for buffers of ``kernels.NATIVE_MIN`` elements
+or more where a C compiler is found (same bits). A buffer of at
 most ``_CONCAT_MAX`` elements gets its gradients copied in with one
 ``np.concatenate`` (fewer calls for small models); larger ones hand the kernel the
 gradient arrays. Buffers of ``_parallel.SPLIT_MIN`` elements or more run on two
