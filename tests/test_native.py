@@ -98,16 +98,22 @@ def test_gradient_aliasing_the_parameters_takes_the_numpy_way(monkeypatch):
 
 @pytest.mark.parametrize("amsgrad", [False, True])
 @pytest.mark.parametrize("cls", ["Adam", "AdamW"])
-def test_optimizer_trajectory_is_the_same_with_and_without_native(monkeypatch, cls, amsgrad):
+@pytest.mark.parametrize(
+    "shapes",
+    [
+        [(70, 90), (90,), (90, 10), (10,)],  # 7300 elements: above NATIVE_MIN
+        [(300, 250), (250,)],  # above SPLIT_MIN: the optimizer may split it over threads
+    ],
+)
+def test_optimizer_trajectory_is_the_same_with_and_without_native(monkeypatch, cls, amsgrad, shapes):
     rng = np.random.default_rng(1)
-    shapes = [(70, 90), (90,), (90, 10), (10,)]  # 7300 elements: above NATIVE_MIN
     init = [rng.standard_normal(s).astype(np.float32) for s in shapes]
     grads = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(5)]
 
     def train():
         params = [tg.Variable(a.copy()) for a in init]
         opt = getattr(tg.nn.optimizers, cls)(learning_rate=0.01, amsgrad=amsgrad)
-        for gs in grads:
+        for gs in grads * 8:  # 40 updates: the chooser tries both ways
             opt.update(params, gs)
         return [p.value() for p in params], opt.get_state()
 
@@ -172,3 +178,42 @@ def test_unwritable_cache_directory_falls_back(monkeypatch, tmp_path):
         assert "cache directory" in native.status()["reason"]
     finally:
         native.reset()
+
+
+@pytest.mark.skipif(not HAS_CC, reason="needs a C compiler")
+@pytest.mark.parametrize("threads", [2, 3, 8])
+def test_native_adam_split_over_threads_gives_the_same_bits(threads):
+    n = 50_000 + 7
+    cuts = [0, 3, 20_000, 20_001, 41_000, n]  # pieces that straddle the parts' boundaries
+    ref = list(_adam_inputs(np.float32, n, seed=threads))
+    got = [a.copy() for a in ref]
+    for state, parts in ((ref, 1), (got, threads)):
+        p, g, m, v = state
+        pieces = [g[a:b] for a, b in zip(cuts, cuts[1:])]
+        for _ in range(3):
+            kernels.adam_kernel(p, pieces, m, v, None, np.empty_like(p), 0.01, 1e-7, 0.9, 0.999, parts)
+    for r, o in zip(ref, got):
+        np.testing.assert_array_equal(o, r)
+
+
+@pytest.mark.skipif(not HAS_CC or not hasattr(os, "fork"), reason="needs a C compiler and fork()")
+def test_threaded_native_adam_works_in_a_forked_child():
+    # The helper threads do not survive fork(): the child must make its own, not wait
+    # forever for the parent's.
+    code = """
+import os, sys, numpy as np
+from tapegrad.nn.optimizers import kernels
+n = 100_000
+def run():
+    p = np.ones(n, np.float32); m = np.zeros(n, np.float32); v = np.zeros(n, np.float32)
+    kernels.adam_kernel(p, np.ones(n, np.float32), m, v, None, np.empty(n, np.float32), 0.5, 0.0, 0.9, 0.999, 2)
+    return p
+first = run()
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if np.array_equal(run(), first) else 1)
+_, status = os.waitpid(pid, 0)
+print(os.WEXITSTATUS(status), float(first[0]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split() == ["0", "0.5"]

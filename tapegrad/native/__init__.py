@@ -35,12 +35,12 @@ from typing import Any
 
 __all__ = ["library", "reset", "status"]
 
-ABI_VERSION = 1  # must match tg_abi_version() in kernels.c
+ABI_VERSION = 2  # must match tg_abi_version() in kernels.c
 _SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels.c")
 # -ffp-contract=off keeps one rounding per operation, as NumPy's passes do;
 # -fno-math-errno lets sqrt vectorise. No -march=native: the library may be shared
 # by machines of one home directory, and the loops are memory-bound anyway.
-_FLAGS = ("-O3", "-fno-math-errno", "-ffp-contract=off", "-fPIC", "-shared")
+_FLAGS = ("-O3", "-fno-math-errno", "-ffp-contract=off", "-fPIC", "-shared", "-pthread")
 
 _lock = threading.Lock()
 _state: dict[str, Any] = {"done": False, "lib": None, "path": None, "reason": "not built yet"}
@@ -131,10 +131,12 @@ def _load() -> tuple[Any, str | None, str]:
 
 
 def _declare(lib: Any, ctypes: Any) -> None:
-    pointer, size, real = ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_double
+    pointer, integer, real = ctypes.c_void_p, ctypes.c_int, ctypes.c_double
     for name in ("tg_adam_f32", "tg_adam_f64"):
+        # (p, m, v, grads: pointer array, starts: ptrdiff_t array, pieces, beta_1, beta_2,
+        #  scale, eps, parts)
         fn = getattr(lib, name)
-        fn.argtypes = [pointer, pointer, pointer, pointer, size, real, real, real, real]
+        fn.argtypes = [pointer, pointer, pointer, pointer, pointer, integer, real, real, real, real, integer]
         fn.restype = None
 
 

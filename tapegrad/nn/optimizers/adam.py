@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import Any, Callable
 
 import numpy as np
 
 from ...errors import OpValueError
+from . import _parallel
 from .base import Optimizer
 from .kernels import NATIVE_MIN, adam_coefficients, adam_kernel, native_adam
 
@@ -75,12 +77,28 @@ class Adam(Optimizer):
         )
 
     def _run_group(self, group: Any, g_arg: Any, coef: tuple) -> None:
-        # The fused C loop runs a whole buffer in one memory-bound pass: splitting it
-        # over threads or into L2-sized chunks (the NumPy way) only adds handoffs.
-        if not self.amsgrad and group.size >= NATIVE_MIN and native_adam(group.param.dtype, group.sdtype):
-            self._kernel(group.param, g_arg, group.slot_list, group.tmp, coef)
-        else:
+        # The fused C loop runs a whole buffer in one pass, split over threads by the C
+        # side itself when that is faster (timed by the group's chooser, as the NumPy
+        # way is: the threads help only while the other core is free).
+        if self.amsgrad or group.size < NATIVE_MIN or not native_adam(group.param.dtype, group.sdtype):
             super()._run_group(group, g_arg, coef)
+            return
+        threads = _parallel._threads
+        if threads < 2 or group.size < _parallel.SPLIT_MIN:
+            self._native(group, g_arg, coef, 1)
+            return
+        chooser = group.native_chooser
+        mode = chooser.pick()
+        start = perf_counter()
+        self._native(group, g_arg, coef, threads if mode == 0 else 1)
+        chooser.record(mode, perf_counter() - start)
+
+    def _native(self, group: Any, g_arg: Any, coef: tuple, threads: int) -> None:
+        slots = group.slot_list
+        adam_kernel(
+            group.param, g_arg, slots[0], slots[1], None, group.tmp[0], coef[0], coef[1], self.beta_1, self.beta_2,
+            threads,
+        )
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

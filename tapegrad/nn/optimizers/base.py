@@ -131,6 +131,7 @@ class _Group:
         self.decay_all = True
         self.parts: dict[int, tuple] = {}  # threads -> views of the buffers cut in parts
         self.chooser = _parallel.Chooser()
+        self.native_chooser = _parallel.Chooser()  # the same choice for a native kernel
 
     def grad_buffer(self) -> np.ndarray:
         if self.gbuf is None:

@@ -154,6 +154,7 @@ def adam_kernel(
     eps: float,
     beta_1: float,
     beta_2: float,
+    threads: int = 1,
 ) -> None:
     """Adam (Keras 3 formula, also AMSGrad when ``vhat`` is given).
 
@@ -167,10 +168,11 @@ def adam_kernel(
 
     Arrays of at least ``NATIVE_MIN`` elements, all C-contiguous and of one float
     dtype, are updated in one pass by the C twin of this function
-    (:func:`native_adam`), which gives the same bits.
+    (:func:`native_adam`), which gives the same bits, split over ``threads`` threads
+    (the NumPy twin ignores ``threads``: the optimizer splits its work itself).
     """
     pieces = _pieces(g, p.size)
-    if vhat is None and p.size >= NATIVE_MIN and _native_adam_run(p, pieces, m, v, scale, eps, beta_1, beta_2):
+    if vhat is None and p.size >= NATIVE_MIN and _native_adam_run(p, pieces, m, v, scale, eps, beta_1, beta_2, threads):
         return
     _multiply(m, beta_1, out=m)
     for start, stop, gi in pieces:
@@ -190,21 +192,23 @@ def adam_kernel(
 
 
 def _native_adam_run(
-    p: np.ndarray, pieces: list, m: np.ndarray, v: np.ndarray, scale: float, eps: float, beta_1: float, beta_2: float
+    p: np.ndarray,
+    pieces: list,
+    m: np.ndarray,
+    v: np.ndarray,
+    scale: float,
+    eps: float,
+    beta_1: float,
+    beta_2: float,
+    threads: int,
 ) -> bool:
     """Run :func:`adam_kernel` natively if it applies; False if not (nothing written)."""
     fn = native_adam(p.dtype, m.dtype)
     if fn is None or v.dtype != p.dtype:
         return False
-    arrays = [p, m, v]
-    arrays.extend(gi for _, _, gi in pieces)
-    for a in arrays:
-        if a.dtype != p.dtype or not a.flags.c_contiguous:
+    for a in (p, m, v):
+        if not a.flags.c_contiguous or not a.flags.writeable:
             return False
-    for a in arrays[:3]:
-        if not a.flags.writeable:
-            return False
-    item = p.itemsize
     nbytes = p.nbytes
     pp, mp, vp = p.ctypes.data, m.ctypes.data, v.ctypes.data
     # The C loop assumes no overlap (restrict); a gradient that is a view of the
@@ -212,17 +216,21 @@ def _native_adam_run(
     spans = sorted([(pp, pp + nbytes), (mp, mp + nbytes), (vp, vp + nbytes)])
     if spans[0][1] > spans[1][0] or spans[1][1] > spans[2][0]:
         return False
-    calls = []
-    for start, stop, gi in pieces:
+    count = len(pieces)
+    table = np.empty(2 * count + 1, np.intp)  # gradient addresses, then the piece starts
+    for k, (start, _, gi) in enumerate(pieces):
+        if gi.dtype != p.dtype or not gi.flags.c_contiguous:
+            return False
         gp = gi.ctypes.data
         gend = gp + gi.nbytes
         for a, b in spans:
             if gp < b and a < gend:
                 return False
-        at = start * item
-        calls.append((pp + at, gp, mp + at, vp + at, stop - start))
-    for pa, ga, ma, va, n in calls:
-        fn(pa, ga, ma, va, n, beta_1, beta_2, scale, eps)
+        table[k] = gp
+        table[count + k] = start
+    table[2 * count] = p.size
+    at = table.ctypes.data
+    fn(pp, mp, vp, at, at + count * table.itemsize, count, beta_1, beta_2, scale, eps, threads)
     return True
 
 
