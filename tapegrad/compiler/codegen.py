@@ -117,6 +117,18 @@ def generate(graph: Graph) -> Callable[[list, list], list]:
     for k, v in enumerate(graph.captures):
         names[v.id] = f"c{k}"
         body.append(f"c{k} = C[{k}]._value")
+    # An effect may replace a captured Variable's value (assign rebinds a 0-d Variable's NumPy
+    # scalar, and the array of a Variable that is not a leaf): captures used after an effect are
+    # read again after it.
+    capture_index = {v.id: k for k, v in enumerate(graph.captures)}
+    capture_last_use: dict[int, int] = {}
+    for j, node in enumerate(nodes):
+        for i in node.inputs:
+            if i.id in capture_index:
+                capture_last_use[capture_index[i.id]] = j
+    for v in graph.outputs:
+        if v.id in capture_index:
+            capture_last_use[capture_index[v.id]] = len(nodes)
 
     def take_buffer(node: Node, j: int) -> str:
         out = node.output
@@ -164,6 +176,7 @@ def generate(graph: Graph) -> Callable[[list, list], list]:
         if kind == "effect":
             fn = bind(f"e{j}", node.effect.run)
             body.append(f"{fn}({', '.join(ref(i) for i in node.inputs)})")
+            body.extend(f"c{k} = C[{k}]._value" for k, last in sorted(capture_last_use.items()) if last > j)
         elif kind == "view":
             expr = VIEWS[node.op.name]([ref(i) for i in node.inputs], node.params, namespace)
             names[node.output.id] = f"v{j}"
@@ -214,8 +227,11 @@ def generate(graph: Graph) -> Callable[[list, list], list]:
                     buf = buffers[name]
                     pool.setdefault((buf.shape, buf.dtype.str), []).append(name)
 
-    # An output that may share a reused buffer is copied: the caller keeps it.
-    returned = [ref(v) + (".copy()" if roots_of(v) & buffered else "") for v in graph.outputs]
+    # An output that may share a reused buffer is copied: the caller keeps it. So is a constant
+    # array (e.g. a folded gradient): every call returns a new one, as the eager ops do.
+    returned = [ref(v) + (".copy()" if roots_of(v) & buffered
+                          or (v.kind == "const" and isinstance(v.payload, np.ndarray)) else "")
+                for v in graph.outputs]
     body.append("return [" + ", ".join(returned) + "]")
     header = "def run(I, C" + "".join(f", {n}={n}" for n in defaults) + "):"
     source = header + "\n" + "\n".join("    " + line for line in body)

@@ -65,6 +65,9 @@ class _Compiled:
         self.rebuild_out = rebuild_out
         self.call_prim: Primitive | None = None
         self.backward: Function | None = None
+        # positions of the inputs and captures that no output depends on differentiably: their
+        # gradient is None, as in eager mode (found when the backward pass is traced)
+        self.unconnected: set[int] = set()
 
     def execute(self, arrays: list) -> tuple[list, list]:
         values = self.run(arrays, [v.payload for v in self.graph.captures])
@@ -239,7 +242,7 @@ class Function:
                                   for j in range(n_outputs)]
                 backward = self._backward(compiled)
                 grads = backward(*inputs, *params["residuals"], *cotangents)
-                return list(grads)
+                return [None if k in compiled.unconnected else gk for k, gk in enumerate(grads)]
 
             prim.defvjp_joint(vjp)
             compiled.call_prim = prim
@@ -260,9 +263,9 @@ class Function:
                             tape.watch(v)
                     outs = replay(graph, inputs[:n_in], inputs[n_in:], saved)
                 floats = [v for v in inputs if v.dtype.kind == "f"]
-                grads = tape.gradient(outs, floats, output_gradients=list(cotangents),
-                                      unconnected_gradients="zero")
-                by_id = {id(v): g for v, g in zip(floats, grads)}
+                grads = tape.gradient(outs, floats, output_gradients=list(cotangents))
+                by_id = {id(v): g for v, g in zip(floats, grads) if g is not None}
+                compiled.unconnected = {k for k, v in enumerate(inputs) if id(v) not in by_id}
                 return [by_id.get(id(v), wrap(np.zeros(np.shape(v._value)))) for v in inputs]
 
             compiled.backward = Function(backward, optimize=self.optimize, name=f"{self.name}.backward")

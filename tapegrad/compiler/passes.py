@@ -47,6 +47,13 @@ def _is_const_scalar(v: Value, number: float) -> bool:
         return False
 
 
+def _is_const_zero(v: Value, negative: bool, result: Value) -> bool:
+    """A constant of zeros that all have the given sign (any zeros when the result is not a float)."""
+    if not _is_const_scalar(v, 0):
+        return False
+    return result.dtype.kind != "f" or bool(np.all(np.signbit(np.asarray(v.payload)) == negative))
+
+
 def _same_type(a: Value, b: Value) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype
 
@@ -63,14 +70,31 @@ def _rebuild(graph: Graph, nodes: list[Node], subst: dict[int, Value]) -> Graph:
 
 
 # -- simplification and constant folding ------------------------------------------------------
+# Arithmetic identities (x * 1, x / 1, x ** 1, --x, ...) give x itself where the eager op computes
+# a new array. That is the same value unless x's memory can change under it: the memory of an
+# input or of a captured Variable (an assign or an optimizer update writes it in place, in this
+# call or a later one; the caller owns its input arrays), or a view of one. Then the op is kept.
+_COPYING = frozenset({"mul", "add", "sub", "div", "pow", "neg"})
+
+
 def simplify(graph: Graph) -> Graph:
     subst: dict[int, Value] = {}
     nodes: list[Node] = []
+    external: set[int] = set()  # node values that may share the memory of an input or a capture
 
     def s(v: Value) -> Value:
         while v.id in subst:
             v = subst[v.id]
         return v
+
+    def shares_external(v: Value) -> bool:
+        return v.kind in ("input", "capture") or v.id in external
+
+    def keep(node: Node) -> None:
+        nodes.append(node)
+        # views and ops called through their NumPy forward may return (a view of) an input
+        if node.op.name not in KERNELS and any(shares_external(i) for i in node.inputs):
+            external.add(node.output.id)
 
     for node in graph.nodes:
         node.inputs = [s(i) for i in node.inputs]
@@ -81,15 +105,17 @@ def simplify(graph: Graph) -> Graph:
             nodes.append(node)
             continue
         replacement = _simplify_node(node)
+        if isinstance(replacement, Value) and node.op.name in _COPYING and shares_external(replacement):
+            replacement = None
         if replacement is None and node.inputs and all(i.kind == "const" for i in node.inputs):
             replacement = _fold(node)
         if isinstance(replacement, Value):
             subst[node.output.id] = replacement
         elif isinstance(replacement, Node):
-            nodes.append(replacement)
+            keep(replacement)
             subst[node.output.id] = replacement.output
         else:
-            nodes.append(node)
+            keep(node)
     return _rebuild(graph, nodes, subst)
 
 
@@ -113,10 +139,12 @@ def _simplify_node(node: Node) -> Value | Node | None:
             if _is_const_scalar(b, 1) and _same_type(a, out):
                 return a
     elif name in ("add", "sub"):
+        # x + -0.0 and x - +0.0 are x for every x; x + 0.0 is not (-0.0 + 0.0 = +0.0, so 1 / (x + 0.0)
+        # is +inf at x = -0.0 where 1 / x is -inf), nor is x - -0.0. The sign does not matter for ints.
         x, y = ins
-        if _is_const_scalar(y, 0) and _same_type(x, out):
+        if _is_const_zero(y, negative=name == "add", result=out) and _same_type(x, out):
             return x
-        if name == "add" and _is_const_scalar(x, 0) and _same_type(y, out):
+        if name == "add" and _is_const_zero(x, negative=True, result=out) and _same_type(y, out):
             return y
     elif name == "div":
         if _is_const_scalar(ins[1], 1) and _same_type(ins[0], out):
@@ -268,8 +296,7 @@ def fuse(graph: Graph) -> Graph:
         if acc_input is not None:
             group = groups.pop(acc_input.id)
             group.op.steps.append((node.op, [ACC if i is acc_input else i for i in node.inputs], node.params))
-            group.inputs = group.inputs + [i for i in node.inputs if i is not acc_input]
-            group.op.name = "fused[" + ", ".join(p.name for p, _, _ in group.op.steps) + "]"
+            group.inputs.extend(i for i in node.inputs if i is not acc_input)  # (a list of the group's own)
             group.output = node.output  # the group now produces this node's output
             node.output.payload = group
             groups[node.output.id] = group
@@ -285,7 +312,8 @@ def fuse(graph: Graph) -> Graph:
         nodes.append(node)
         order[id(node)] = position
     nodes.sort(key=lambda n: order[id(n)])
-    # groups of a single step are plain nodes again
+    # groups of a single step are plain nodes again; the others are named once they are complete
+    # (naming a group at every step made fusing a chain quadratic in its length)
     final = []
     for node in nodes:
         if isinstance(node.op, Fused) and len(node.op.steps) == 1:
@@ -294,6 +322,8 @@ def fuse(graph: Graph) -> Graph:
             node.output.payload = plain
             final.append(plain)
         else:
+            if isinstance(node.op, Fused):
+                node.op.name = "fused[" + ", ".join(p.name for p, _, _ in node.op.steps) + "]"
             final.append(node)
     return Graph(graph.inputs, graph.captures, final, graph.outputs)
 

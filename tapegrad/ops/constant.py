@@ -1,6 +1,9 @@
 """Ops whose results are constants: creation, cast, one_hot, bandpart, shape, stop_gradient.
 
-None of them is recorded on a tape: their results have no gradient.
+None of them is recorded on a tape: their results have no gradient. Those whose result depends
+on the values of a Variable (cast, one_hot, bandpart, stop_gradient) apply non-differentiable
+primitives to it, so that a compiled Function computes them from each call's inputs instead of
+keeping the values seen while tracing.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import _dtypes
+from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable, wrap
 from ..errors import OpTypeError, OpValueError
 
@@ -62,13 +66,22 @@ def ones_like(x: ArrayLike, dtype: Any = None) -> Variable:
     return wrap(np.ones(v.shape, dtype=v.dtype if dtype is None else _dtypes.as_dtype(dtype, "ones_like")))
 
 
+cast_p = Primitive("cast", lambda x, dtype: np.asarray(x).astype(dtype), differentiable=False)
+stop_gradient_p = Primitive("stop_gradient", lambda x: x, differentiable=False)
+
+
 def cast(x: ArrayLike, dtype: Any) -> Variable:
     """x converted to ``dtype``. Not differentiable: the result is a constant."""
-    return wrap(_value(x, "cast").astype(_dtypes.as_dtype(dtype, "cast")))
+    dtype = _dtypes.as_dtype(dtype, "cast")
+    if isinstance(x, Variable):
+        return cast_p.apply(x, dtype=dtype)
+    return wrap(_value(x, "cast").astype(dtype))
 
 
 def stop_gradient(x: ArrayLike) -> Variable:
     """The value of x as a constant: no gradient flows through it."""
+    if isinstance(x, Variable):
+        return stop_gradient_p.apply(x)
     return wrap(_value(x, "stop_gradient"))
 
 
@@ -86,9 +99,20 @@ def one_hot(indices: ArrayLike, depth: int, dtype: Any = None, on_value: float =
     if idx.size and (idx.min() < 0 or idx.max() >= depth):
         bad = idx.min() if idx.min() < 0 else idx.max()
         raise OpValueError(f"one_hot: index {bad} is out of range for depth {depth}")
-    out = np.full(idx.shape + (depth,), off_value, dtype=_float(dtype, "one_hot"))
+    params = {"depth": depth, "dtype": _float(dtype, "one_hot"), "on_value": on_value, "off_value": off_value}
+    if isinstance(indices, Variable):
+        return one_hot_p.apply(indices, **params)
+    return wrap(_one_hot_impl(idx, **params))
+
+
+def _one_hot_impl(idx: Any, depth: int, dtype: np.dtype, on_value: float, off_value: float) -> np.ndarray:
+    idx = np.asarray(idx)
+    out = np.full(idx.shape + (depth,), off_value, dtype=dtype)
     np.put_along_axis(out, idx[..., None], on_value, axis=-1)
-    return wrap(out)
+    return out
+
+
+one_hot_p = Primitive("one_hot", _one_hot_impl, ("indices",), differentiable=False)
 
 
 def bandpart(x: ArrayLike, lower: int, upper: int) -> Variable:
@@ -97,6 +121,13 @@ def bandpart(x: ArrayLike, lower: int, upper: int) -> Variable:
     v = _value(x, "bandpart")
     if v.ndim < 2:
         raise OpValueError(f"bandpart: x must have at least 2 dimensions, got shape {v.shape}")
+    if isinstance(x, Variable):
+        return bandpart_p.apply(x, lower=lower, upper=upper)
+    return wrap(_bandpart_impl(v, lower, upper))
+
+
+def _bandpart_impl(v: Any, lower: int, upper: int) -> np.ndarray:
+    v = np.asarray(v)
     rows, cols = v.shape[-2:]
     i = np.arange(rows)[:, None]
     j = np.arange(cols)[None, :]
@@ -105,4 +136,7 @@ def bandpart(x: ArrayLike, lower: int, upper: int) -> Variable:
         keep &= (i - j) <= lower
     if upper >= 0:
         keep &= (j - i) <= upper
-    return wrap(np.where(keep, v, np.zeros((), dtype=v.dtype)))
+    return np.where(keep, v, np.zeros((), dtype=v.dtype))
+
+
+bandpart_p = Primitive("bandpart", _bandpart_impl, differentiable=False)
