@@ -4,7 +4,6 @@ Every test compares a compiled result with the eager result of the same Python f
 with NumPy), in float64: values, first derivatives and, for the random programs, second ones.
 """
 
-import time
 
 import numpy as np
 import pytest
@@ -704,7 +703,6 @@ def test_a_chain_of_ten_thousand_ops_compiles_and_differentiates():
         return h
 
     x = np.array([0.3, -1.1, 2.0])
-    start = time.perf_counter()
     compiled = tg.Function(chain)
     for xv in (x, x * 0.5):
         var = tg.Variable(xv, dtype="float64")
@@ -719,9 +717,8 @@ def test_a_chain_of_ten_thousand_ops_compiles_and_differentiates():
         np.testing.assert_allclose(grad, d, rtol=1e-9)
     assert len(base(compiled).traced.nodes) == n
     assert compiled.trace_count == 1
-    # ~1 s (it was ~4 s while fusion renamed a growing chain at every step, quadratic in its length);
-    # the bound is loose so that a loaded machine does not fail it
-    assert time.perf_counter() - start < 10.0
+    # (~1 s; it was ~4 s while fusion renamed a growing chain at every step. Speed is measured in
+    # bench/, not asserted here.)
 
 
 def test_an_unused_input_has_no_gradient():
