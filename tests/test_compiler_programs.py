@@ -880,3 +880,37 @@ def test_value_dependent_constants_are_computed_at_every_call(name, fn):
             lambda v: tg.reduce_sum(tg.sin(fn(v))), [x])
         assert_same([got[0]] + got[1], [expected[0]] + expected[1], rtol=1e-15)
     assert compiled.trace_count == 1
+
+
+def test_an_output_without_a_cotangent_adds_nothing_to_the_gradient():
+    # One backward graph per set of used outputs: an unused output whose derivative is infinite
+    # (log at 0) must not turn the gradient into NaN through 0 * inf, and an input that only the
+    # unused output depends on gets None, as in eager mode.
+    compiled = tg.Function(lambda x, y: (tg.sin(x), tg.log(x) + tg.cos(y)))
+
+    def grads(fn, use):
+        x = tg.Variable(np.array([0.0, 1.0]), dtype="float64")
+        y = tg.Variable(np.array([2.0, 3.0]), dtype="float64")
+        with tg.GradientTape() as tape:
+            a, b = fn(x, y)
+            loss = [tg.reduce_sum(a), tg.reduce_sum(b), tg.reduce_sum(a) + tg.reduce_sum(b)][use]
+        return [None if g is None else g.value() for g in tape.gradient(loss, [x, y])]
+
+    eager = lambda x, y: (tg.sin(x), tg.log(x) + tg.cos(y))  # noqa: E731
+    with np.errstate(divide="ignore"):
+        for use in (0, 1, 2, 0, 1):
+            got, want = grads(compiled, use), grads(eager, use)
+            assert (got[1] is None) == (want[1] is None)
+            np.testing.assert_array_equal(got[0], want[0])
+            if want[1] is not None:
+                np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(grads(compiled, 0)[0], np.cos([0.0, 1.0]))
+    assert grads(compiled, 0)[1] is None
+
+
+def test_the_position_of_array_arguments_is_part_of_the_cache_key():
+    f = tg.Function(lambda a, b: a * 2.0 if b is None else b * 3.0)
+    x = np.array([1.0, 2.0])
+    np.testing.assert_array_equal(f(x, None).value(), [2.0, 4.0])
+    np.testing.assert_array_equal(f(None, x).value(), [3.0, 6.0])
+    assert f.trace_count == 2

@@ -65,9 +65,10 @@ class _Compiled:
         self.rebuild_out = rebuild_out
         self.call_prim: Primitive | None = None
         self.backward: Function | None = None
-        # positions of the inputs and captures that no output depends on differentiably: their
-        # gradient is None, as in eager mode (found when the backward pass is traced)
-        self.unconnected: set[int] = set()
+        # per set of outputs that have a cotangent: the positions of the inputs and captures
+        # that none of them depends on differentiably. Their gradient is None, as in eager mode
+        # (found when the backward pass is traced for that set).
+        self.unconnected: dict[tuple[bool, ...], set[int]] = {}
 
     def execute(self, arrays: list) -> tuple[list, list]:
         values = self.run(arrays, [v.payload for v in self.graph.captures])
@@ -234,15 +235,14 @@ class Function:
             n_outputs = len(compiled.traced.outputs)
 
             def vjp(g: Any, out: Any, needs: tuple, inputs: tuple, params: dict) -> list:
-                # One backward pass for all outputs; outputs without a cotangent get zeros.
-                if n_outputs == 1:
-                    cotangents = [g]
-                else:
-                    cotangents = [g.parts[j] if j in g.parts else _zeros_like_output(compiled.traced.outputs[j])
-                                  for j in range(n_outputs)]
+                # One backward pass for the outputs that have a cotangent. The others are left
+                # out (None, a static argument: one backward graph per set of used outputs), not
+                # given zeros: 0 * an infinite derivative would put NaNs where eager has none.
+                cotangents = [g] if n_outputs == 1 else [g.parts.get(j) for j in range(n_outputs)]
                 backward = self._backward(compiled)
                 grads = backward(*inputs, *params["residuals"], *cotangents)
-                return [None if k in compiled.unconnected else gk for k, gk in enumerate(grads)]
+                unconnected = compiled.unconnected[tuple(c is not None for c in cotangents)]
+                return [None if k in unconnected else gk for k, gk in enumerate(grads)]
 
             prim.defvjp_joint(vjp)
             compiled.call_prim = prim
@@ -262,10 +262,12 @@ class Function:
                         if v.dtype.kind == "f":
                             tape.watch(v)
                     outs = replay(graph, inputs[:n_in], inputs[n_in:], saved)
+                used = [(o, c) for o, c in zip(outs, cotangents) if c is not None]
                 floats = [v for v in inputs if v.dtype.kind == "f"]
-                grads = tape.gradient(outs, floats, output_gradients=list(cotangents))
+                grads = tape.gradient([o for o, _ in used], floats, output_gradients=[c for _, c in used])
                 by_id = {id(v): g for v, g in zip(floats, grads) if g is not None}
-                compiled.unconnected = {k for k, v in enumerate(inputs) if id(v) not in by_id}
+                pattern = tuple(c is not None for c in cotangents)
+                compiled.unconnected[pattern] = {k for k, v in enumerate(inputs) if id(v) not in by_id}
                 return [by_id.get(id(v), wrap(np.zeros(np.shape(v._value)))) for v in inputs]
 
             compiled.backward = Function(backward, optimize=self.optimize, name=f"{self.name}.backward")
@@ -318,10 +320,6 @@ def _shape_text(shape: Any) -> str:
 
 class GraphListing(str):
     """The text of ``Function.graph(...)``."""
-
-
-def _zeros_like_output(v: Any) -> np.ndarray:
-    return np.zeros(v.shape, v.dtype)
 
 
 class PackedCotangent:

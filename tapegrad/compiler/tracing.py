@@ -125,6 +125,16 @@ def control_flow_error(what: str) -> TracingError:
 
 
 # -- running a function under a tracer ----------------------------------------------------
+class _ArrayLeaf:
+    """Marks the position of an array argument among the static parts of a cache key."""
+
+    def __repr__(self) -> str:
+        return "<array>"
+
+
+ARRAY_LEAF = _ArrayLeaf()
+
+
 def flatten_args(args: tuple, kwargs: dict) -> tuple[list[Any], list[Any], Callable[[list], tuple]]:
     """Split arguments into array leaves (ndarrays and Variables, in nested lists/tuples/dicts)
     and the static rest. Returns (arrays, static key parts, rebuild(arrays) -> (args, kwargs))."""
@@ -135,6 +145,7 @@ def flatten_args(args: tuple, kwargs: dict) -> tuple[list[Any], list[Any], Calla
         if isinstance(x, (Variable, np.ndarray, np.generic)):
             i = len(arrays)
             arrays.append(x)
+            static.append(ARRAY_LEAF)  # where the array sits: f(a, None) is not f(None, a)
             return lambda leaves: leaves[i]
         if isinstance(x, (list, tuple)):
             parts = [walk(item) for item in x]
