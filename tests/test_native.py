@@ -217,3 +217,31 @@ print(os.WEXITSTATUS(status), float(first[0]))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.split() == ["0", "0.5"]
+
+
+@pytest.mark.skipif(not HAS_CC, reason="needs a C compiler")
+def test_threaded_splits_with_irregular_gaps_never_hang():
+    # Splits arriving while the helper spins, just as it gives up spinning, and while it
+    # sleeps (a lost wake-up once left the caller waiting forever). In a subprocess, so that
+    # a hang fails the test instead of stalling the suite.
+    code = """
+import random, time, numpy as np
+from tapegrad import native
+from tapegrad.nn.optimizers import kernels
+n = 70_000
+p = np.ones(n, np.float32); m = np.zeros(n, np.float32); v = np.zeros(n, np.float32)
+g = np.full(n, 0.5, np.float32); tmp = np.empty(n, np.float32)
+ref = [a.copy() for a in (p, m, v)]
+rng = random.Random(0)
+for i in range(1500):
+    end = time.perf_counter() + rng.choice([0.0, 2e-5, 3e-5, 1e-4, 2.2e-4, 5e-4])
+    while time.perf_counter() < end:
+        pass
+    if i % 5 == 0:
+        native.library().tg_warm(2)
+    kernels.adam_kernel(p, g, m, v, None, tmp, 0.01, 1e-7, 0.9, 0.999, 2)
+    kernels.adam_kernel(ref[0], g, ref[1], ref[2], None, tmp, 0.01, 1e-7, 0.9, 0.999, 1)
+print(all(np.array_equal(a, b) for a, b in zip((p, m, v), ref)))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["True"]

@@ -870,15 +870,18 @@ def test_chooser_runs_the_faster_way_and_keeps_checking():
     chooser = _parallel.Chooser()
     cost = {0: 3.0, 1: 1.0}
     picks = []
-    for call in range(64):
-        if call == 32:
+    for call in range(3000):
+        if call == 1000:
             cost = {0: 1.0, 1: 3.0}  # the machine's load changed
         way = chooser.pick()
         picks.append(way)
         chooser.record(way, cost[way])
     assert picks[:2] == [0, 1]
-    assert picks[2:15].count(1) == 13 and picks[15] == 0  # faster way, then one look at the other
-    assert picks[50:63] == [0] * 13 and picks[63] == 1  # switched after the change, still looking
+    # the faster way, and a look at the other one that backs off while it stays slower
+    assert [k + 1 for k in range(2, 1000) if picks[k] == 0] == [16, 32, 64, 128, 256, 512]
+    # switched at the first look after the change (call 1024), and still looking
+    assert picks[1000:1023] == [1] * 23 and picks[1023:1039] == [0] * 16
+    assert 0 < picks[2000:].count(1) < 10
 
 
 def test_cut_grad_and_worker_errors():

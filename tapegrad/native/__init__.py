@@ -35,7 +35,7 @@ from typing import Any
 
 __all__ = ["library", "reset", "status"]
 
-ABI_VERSION = 2  # must match tg_abi_version() in kernels.c
+ABI_VERSION = 3  # must match tg_abi_version() in kernels.c
 _SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels.c")
 # -ffp-contract=off keeps one rounding per operation, as NumPy's passes do;
 # -fno-math-errno lets sqrt vectorise. No -march=native: the library may be shared
@@ -138,6 +138,8 @@ def _declare(lib: Any, ctypes: Any) -> None:
         fn = getattr(lib, name)
         fn.argtypes = [pointer, pointer, pointer, pointer, pointer, integer, real, real, real, real, integer]
         fn.restype = None
+    lib.tg_warm.argtypes = [integer]  # (parts): wake the helper threads before a split
+    lib.tg_warm.restype = None
 
 
 def library() -> Any:

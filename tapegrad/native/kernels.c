@@ -13,19 +13,28 @@
 
 /* ---- a small pool of helper threads ------------------------------------------------
  * tg_split(fn, args, n, parts) runs fn(args, lo, hi) over parts of [0, n): the caller
- * runs the first part, helper threads the others. Helpers sleep on a condition
- * variable between calls (no spinning that would take a core from BLAS). One split at a
- * time: a second caller meanwhile runs its loop alone. After fork() the child starts
- * without helpers and makes new ones when needed. */
+ * runs the first part, helper threads the others. Waking a sleeping thread costs tens of
+ * microseconds on a virtual machine, as much as the work itself, so a helper spins for
+ * a short while (TG_SPIN_NS) after each job and after tg_warm(), which the caller issues
+ * a little before a split, and sleeps on a condition variable otherwise (no spinning that
+ * would take a core from BLAS for long). One split at a time: a second caller meanwhile
+ * runs its loop alone. After fork() the child starts without helpers and makes new ones
+ * when needed. */
+#include <stdatomic.h>
+#include <time.h>
+
 #define TG_MAX_PARTS 8
+#define TG_SPIN_NS 200000L     /* after tg_warm() */
+#define TG_SPIN_AFTER_NS 30000L /* after a job: enough for back-to-back splits */
 
 typedef void (*tg_range_fn)(void *args, ptrdiff_t lo, ptrdiff_t hi);
 
 typedef struct {
     pthread_t thread;
     int started;
-    int pending; /* a job is waiting for this helper */
-    int done;    /* the helper finished its job */
+    atomic_int pending; /* a job is waiting for this helper */
+    atomic_int done;    /* the helper finished its job */
+    atomic_int awake;   /* spinning (1) or about to sleep / asleep (0) */
     tg_range_fn fn;
     void *args;
     ptrdiff_t lo, hi;
@@ -34,8 +43,8 @@ typedef struct {
 static tg_helper tg_helpers[TG_MAX_PARTS - 1];
 static pthread_mutex_t tg_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t tg_wake = PTHREAD_COND_INITIALIZER;
-static pthread_cond_t tg_finished = PTHREAD_COND_INITIALIZER;
 static pthread_mutex_t tg_busy = PTHREAD_MUTEX_INITIALIZER; /* held during a split */
+static atomic_int tg_alarm;                                  /* bumped to wake the helpers */
 static pthread_once_t tg_once = PTHREAD_ONCE_INIT;
 
 static void tg_after_fork_in_child(void) {
@@ -44,29 +53,85 @@ static void tg_after_fork_in_child(void) {
     tg_lock = fresh_mutex;
     tg_busy = fresh_mutex;
     tg_wake = fresh_cond;
-    tg_finished = fresh_cond;
     for (int i = 0; i < TG_MAX_PARTS - 1; i++) {
         tg_helpers[i].started = 0;
-        tg_helpers[i].pending = 0;
-        tg_helpers[i].done = 0;
+        atomic_store(&tg_helpers[i].pending, 0);
+        atomic_store(&tg_helpers[i].done, 0);
+        atomic_store(&tg_helpers[i].awake, 0);
     }
 }
 
 static void tg_init(void) { pthread_atfork(NULL, NULL, tg_after_fork_in_child); }
 
+static long tg_now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+static inline void tg_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 static void *tg_helper_main(void *arg) {
     tg_helper *self = (tg_helper *)arg;
-    pthread_mutex_lock(&tg_lock);
+    long spin = TG_SPIN_NS;
     for (;;) {
-        while (!self->pending) pthread_cond_wait(&tg_wake, &tg_lock);
-        self->pending = 0;
-        pthread_mutex_unlock(&tg_lock);
+        /* spin for a job, then sleep until tg_alarm moves */
+        long until = tg_now_ns() + spin;
+        int spins = 0;
+        while (!atomic_load_explicit(&self->pending, memory_order_acquire)) {
+            tg_relax();
+            if (++spins % 256 == 0 && tg_now_ns() > until) {
+                pthread_mutex_lock(&tg_lock);
+                int seen = atomic_load(&tg_alarm);
+                atomic_store(&self->awake, 0); /* then load `pending`: see tg_split */
+                while (!atomic_load(&self->pending) && atomic_load(&tg_alarm) == seen)
+                    pthread_cond_wait(&tg_wake, &tg_lock);
+                atomic_store(&self->awake, 1);
+                pthread_mutex_unlock(&tg_lock);
+                until = tg_now_ns() + TG_SPIN_NS; /* woken by tg_warm() or a split */
+            }
+        }
+        atomic_store_explicit(&self->pending, 0, memory_order_relaxed);
         self->fn(self->args, self->lo, self->hi);
-        pthread_mutex_lock(&tg_lock);
-        self->done = 1;
-        pthread_cond_broadcast(&tg_finished);
+        atomic_store_explicit(&self->done, 1, memory_order_release);
+        spin = TG_SPIN_AFTER_NS;
     }
     return NULL;
+}
+
+/* Wake the sleeping helpers (they spin for TG_SPIN_NS, ready for a split). */
+static void tg_wake_all(void) {
+    pthread_mutex_lock(&tg_lock);
+    atomic_fetch_add(&tg_alarm, 1);
+    pthread_cond_broadcast(&tg_wake);
+    pthread_mutex_unlock(&tg_lock);
+}
+
+static int tg_start(tg_helper *h) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    atomic_store(&h->awake, 1);
+    h->started = pthread_create(&h->thread, &attr, tg_helper_main, h) == 0;
+    pthread_attr_destroy(&attr);
+    return h->started;
+}
+
+/* Start the helpers for `parts`-way splits if need be, and wake them. */
+void tg_warm(int parts) {
+    if (parts > TG_MAX_PARTS) parts = TG_MAX_PARTS;
+    pthread_once(&tg_once, tg_init);
+    if (pthread_mutex_trylock(&tg_busy) != 0) return;
+    for (int k = 1; k < parts; k++)
+        if (!tg_helpers[k - 1].started && !tg_start(&tg_helpers[k - 1])) break;
+    pthread_mutex_unlock(&tg_busy);
+    tg_wake_all();
 }
 
 /* Part boundaries on multiples of 16 elements (64 bytes of float32). */
@@ -82,35 +147,34 @@ static void tg_split(tg_range_fn fn, void *args, ptrdiff_t n, int parts) {
         return;
     }
     pthread_once(&tg_once, tg_init);
-    int used = 0; /* helpers given a part */
-    pthread_mutex_lock(&tg_lock);
+    int used = 0, sleeping = 0; /* helpers given a part; some of them asleep */
     for (int k = 1; k < parts; k++) {
         tg_helper *h = &tg_helpers[k - 1];
-        if (!h->started) {
-            pthread_attr_t attr;
-            pthread_attr_init(&attr);
-            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-            h->started = pthread_create(&h->thread, &attr, tg_helper_main, h) == 0;
-            pthread_attr_destroy(&attr);
-            if (!h->started) break; /* no more threads: the caller runs the rest */
-        }
+        if (!h->started && !tg_start(h)) break; /* no more threads: the caller runs the rest */
         h->fn = fn;
         h->args = args;
         h->lo = tg_cut(n, k, parts);
         h->hi = tg_cut(n, k + 1, parts);
-        h->done = 0;
-        h->pending = 1;
+        atomic_store_explicit(&h->done, 0, memory_order_relaxed);
+        /* Sequentially consistent store, then load: with the helper's store of `awake`
+         * and load of `pending` (the same pattern), one of the two sees the other's
+         * store, so a helper cannot go to sleep on a job that nobody wakes it for. */
+        atomic_store(&h->pending, 1);
+        sleeping |= !atomic_load(&h->awake);
         used = k;
     }
-    pthread_cond_broadcast(&tg_wake);
-    pthread_mutex_unlock(&tg_lock);
+    if (sleeping) tg_wake_all();
     /* The caller's own part, and whatever no helper could take. */
     fn(args, 0, tg_cut(n, 1, parts));
     if (used + 1 < parts) fn(args, tg_cut(n, used + 1, parts), n);
-    pthread_mutex_lock(&tg_lock);
-    for (int k = 1; k <= used; k++)
-        while (!tg_helpers[k - 1].done) pthread_cond_wait(&tg_finished, &tg_lock);
-    pthread_mutex_unlock(&tg_lock);
+    for (int k = 1; k <= used; k++) {
+        tg_helper *h = &tg_helpers[k - 1];
+        for (long spins = 1; !atomic_load_explicit(&h->done, memory_order_acquire); spins++) {
+            tg_relax();
+            if (spins % 65536 == 0 && atomic_load(&h->pending) && !atomic_load(&h->awake))
+                tg_wake_all(); /* a safety net: the protocol above should make it unneeded */
+        }
+    }
     pthread_mutex_unlock(&tg_busy);
 }
 
@@ -161,4 +225,4 @@ TG_ADAM(tg_adam_f32, float, sqrtf)
 TG_ADAM(tg_adam_f64, double, sqrt)
 
 /* The version of this file's interface, checked after loading. */
-int tg_abi_version(void) { return 2; }
+int tg_abi_version(void) { return 3; }

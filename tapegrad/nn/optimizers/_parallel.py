@@ -130,14 +130,24 @@ def _run_parts(fn: Callable[..., None], parts: list[tuple]) -> None:
 
 class Chooser:
     """Picks the faster of two ways (0 and 1) to run the same computation: it times
-    each call, keeps a moving average per way, runs the faster one and, every
-    ``EXPLORE``-th call, the other one (the machine's load changes)."""
+    each call, keeps a moving average per way, runs the faster one and, now and then,
+    the other one (the machine's load changes). It tries the other way every
+    ``EXPLORE``-th call, and half as often after each try that did not change the
+    choice (down to every ``EXPLORE << MAX_BACKOFF``-th call), so that a way that
+    stays slower costs almost nothing."""
 
     EXPLORE = 16
+    MAX_BACKOFF = 6
 
     def __init__(self) -> None:
         self.average: list[float | None] = [None, None]
         self.calls = 0
+        self.backoff = 0
+        self.trying: int | None = None  # the way being tried against the choice
+
+    def best(self) -> int:
+        first, second = self.average
+        return 0 if second is None or (first is not None and first <= second) else 1
 
     def pick(self) -> int:
         self.calls += 1
@@ -146,12 +156,21 @@ class Chooser:
             return 0
         if second is None:
             return 1
-        best = 0 if first <= second else 1
-        return 1 - best if self.calls % self.EXPLORE == 0 else best
+        best = self.best()
+        if self.calls % (self.EXPLORE << self.backoff) == 0:
+            self.trying = 1 - best
+            return 1 - best
+        return best
 
     def record(self, way: int, seconds: float) -> None:
         old = self.average[way]
         self.average[way] = seconds if old is None else 0.75 * old + 0.25 * seconds
+        if self.trying == way:
+            self.trying = None
+            if self.best() == way:
+                self.backoff = 0
+            else:
+                self.backoff = min(self.backoff + 1, self.MAX_BACKOFF)
 
 
 def bounds(size: int, n: int) -> list[int]:

@@ -131,7 +131,8 @@ class _Group:
         self.decay_all = True
         self.parts: dict[int, tuple] = {}  # threads -> views of the buffers cut in parts
         self.chooser = _parallel.Chooser()
-        self.native_chooser = _parallel.Chooser()  # the same choice for a native kernel
+        self.native_chooser = _parallel.Chooser()  # threads or not for a native kernel (see Adam)
+        self.native_last: tuple[int, float] | None = None  # (way, start) of the last native update
 
     def grad_buffer(self) -> np.ndarray:
         if self.gbuf is None:
