@@ -12,12 +12,16 @@ Variants (each times one update of all six parameters from fixed gradients):
 * ``numpy_flat12``: the same formula in 12 whole-buffer passes over flat float32
   buffers (``out=`` everywhere), gradients already flat.
 * ``kernel``: ``tapegrad.nn.optimizers.kernels.adam_kernel`` on flat buffers, the
-  gradients given as the six arrays (what ``update`` runs, without the checks).
+  gradients given as the six arrays (what ``update`` runs, without the checks): the
+  fused C loop of ``tapegrad.native`` on one thread where a C compiler is found.
+* ``kernel_numpy``: the same with the native loop turned off (its NumPy twin, ten
+  whole-buffer passes).
 * ``tapegrad``: ``tapegrad.nn.optimizers.Adam().update(params, grads)`` on six
   Variables, everything included (checks, adoption check, coefficients), with the
   default threads (2 on a machine with two or more CPUs; the optimizer times the
   threaded and the single-thread way now and then and runs the faster, since the
-  threads only help when the other core is free).
+  threads only help when the other core is free: here, updates back to back take
+  the threads, a training loop whose BLAS keeps the other core busy does not).
 * ``tapegrad_1thread``: the same with ``set_num_threads(1)`` (the buffers are run in
   L2-sized chunks).
 
@@ -132,6 +136,16 @@ def build_variants() -> dict[str, Callable[[], object]]:
     km, kv, kt = (np.zeros(n, np.float32) for _ in range(3))
     scale, eps = kernels.adam_coefficients(LR, 0, B1, B2, EPS)
     variants["kernel"] = lambda: kernels.adam_kernel(kp, grads, km, kv, None, kt, scale, eps, B1, B2)
+
+    def numpy_kernel() -> None:  # the NumPy twin of the native loop (ten passes)
+        native_adam = kernels.native_adam
+        kernels.native_adam = lambda *a: None
+        try:
+            kernels.adam_kernel(kp, grads, km, kv, None, kt, scale, eps, B1, B2)
+        finally:
+            kernels.native_adam = native_adam
+
+    variants["kernel_numpy"] = numpy_kernel
 
     threads = tg.optimizers.get_num_threads()
     for name, n in (("tapegrad", threads), ("tapegrad_1thread", 1)):
