@@ -34,6 +34,8 @@ def sigmoid_into(x: np.ndarray, out: np.ndarray) -> np.ndarray:
 def _sigmoid_impl(x: Any) -> Any:
     if x.__class__ is np.ndarray and x.dtype.kind == "f":
         return sigmoid_into(x, np.empty_like(x))
+    # np.asarray first: a Python number would be weakly typed and give float16 (3 digits).
+    x = np.asarray(x)
     x = np.asarray(x, dtype=np.result_type(x, np.float16))
     with np.errstate(over="ignore"):
         return 1 / (1 + np.exp(-x[()] if x.ndim == 0 else -x))

@@ -126,11 +126,15 @@ class Layer:
                 f"{self.name}: set_weights got {len(weights)} arrays, but the layer has {len(variables)} weights"
                 + ("" if self.built else " (it is not built yet: call it once, or give input_shape)")
             )
+        arrays = []
         for var, value in zip(variables, weights):
             arr = np.asarray(value.value() if isinstance(value, Variable) else value)
             if arr.shape != var.shape:
                 raise OpValueError(f"{self.name}: weight {var.name} has shape {var.shape}, got {arr.shape}")
-            var.assign(arr.astype(var.dtype, copy=False))
+            arrays.append(arr.astype(var.dtype, copy=False))
+        # Every array is checked before any is assigned: a failed call changes no weight.
+        for var, arr in zip(variables, arrays):
+            var.assign(arr)
 
     def count_params(self) -> int:
         return int(sum(v.size for v in self.variables()))

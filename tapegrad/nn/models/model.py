@@ -517,17 +517,20 @@ class Model(Layer):
         self,
         x: Any = None,
         y: Any = None,
-        *,
         epochs: int = 1,
         batch_size: int | None = 32,
         validation_data: Any = None,
-        validation_split: float = 0.0,
         shuffle: bool = True,
         verbose: int | str = 1,
         callbacks: Iterable[Callback] | None = None,
+        *,
+        validation_split: float = 0.0,
         initial_epoch: int = 0,
     ) -> History:
         """Train for ``epochs`` epochs (from ``initial_epoch``) and return the History.
+
+        The arguments up to ``callbacks`` may be given by position, in the contract's order
+        (``epochs`` before ``batch_size``, unlike Keras); the others are keyword-only.
 
         ``x`` and ``y`` are arrays (a list of arrays for several inputs), or ``x`` is a
         dataset yielding ``(inputs, trues)`` batches and ``y`` is None.

@@ -8,7 +8,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ... import native
-from ...errors import OpValueError
+from ...errors import OpTypeError, OpValueError
 from . import _parallel
 from .base import Optimizer
 from .kernels import NATIVE_MIN, adam_coefficients, adam_kernel, native_adam
@@ -24,6 +24,15 @@ def _check_beta(owner: str, name: str, value: Any) -> float:
     return float(value)
 
 
+def _rindow_alias(alias: str, alias_value: Any, name: str, value: Any, default: Any) -> Any:
+    """The value of an option given by its Keras name or by its Rindow name, not both."""
+    if alias_value is None:
+        return value
+    if value is not default and value != default:
+        raise OpTypeError(f"Adam: give {name} or its Rindow name {alias}, not both (got {value!r} and {alias_value!r})")
+    return alias_value
+
+
 class Adam(Optimizer):
     """Adam (Kingma & Ba), Keras 3 form: with ``t = iterations + 1``,
     ``alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)``, ``m = beta_1 m + (1 - beta_1) g``,
@@ -33,6 +42,9 @@ class Adam(Optimizer):
 
     Slots (see :func:`.kernels.adam_kernel`): ``m`` holds ``m / (1 - beta_1)``,
     ``v`` holds ``v / (1 - beta_2)``, ``vhat`` (AMSGrad) the running maximum of ``v``'s.
+
+    Rindow's option names ``lr``, ``beta1`` and ``beta2`` are accepted for
+    ``learning_rate``, ``beta_1`` and ``beta_2``.
     """
 
     _default_name = "adam"
@@ -50,7 +62,13 @@ class Adam(Optimizer):
         clipvalue: float | None = None,
         global_clipnorm: float | None = None,
         name: str | None = None,
+        lr: float | Callable[[int], float] | None = None,
+        beta1: float | None = None,
+        beta2: float | None = None,
     ) -> None:
+        learning_rate = _rindow_alias("lr", lr, "learning_rate", learning_rate, 0.001)
+        beta_1 = _rindow_alias("beta1", beta1, "beta_1", beta_1, 0.9)
+        beta_2 = _rindow_alias("beta2", beta2, "beta_2", beta_2, 0.999)
         super().__init__(
             learning_rate, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
             global_clipnorm=global_clipnorm, name=name,
