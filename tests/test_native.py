@@ -245,3 +245,22 @@ print(all(np.array_equal(a, b) for a, b in zip((p, m, v), ref)))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.split() == ["True"]
+
+
+def test_non_contiguous_and_mixed_dtype_gradients_take_the_numpy_way(monkeypatch):
+    rng = np.random.default_rng(3)
+    init = rng.standard_normal((90, 80)).astype(np.float32)
+    grads = [np.asfortranarray(rng.standard_normal((90, 80)).astype(np.float32)),  # not C-contiguous
+             rng.standard_normal((80, 90)).astype(np.float32).T,  # a transposed view
+             rng.standard_normal((90, 80))]  # float64 for float32 parameters
+
+    def train():
+        p = tg.Variable(init.copy())
+        opt = tg.nn.optimizers.Adam(learning_rate=0.01)
+        for g in grads:
+            opt.update([p], [g])
+        return p.value()
+
+    got = train()
+    monkeypatch.setattr(kernels, "native_adam", lambda *a: None)
+    np.testing.assert_array_equal(got, train())
