@@ -21,6 +21,18 @@ class OpTypeError(TapegradError, TypeError):
     """An argument of a type or dtype an op cannot work with."""
 
 
+class TracingError(OpTypeError):
+    """Something a compiled Function cannot do while it is traced."""
+
+
+def control_flow_error(what: str) -> TracingError:
+    return TracingError(
+        f"{what} of a Variable computed inside a compiled Function: its value is not known when the graph "
+        "is built, because Python control flow is fixed at trace time. Use tapegrad.where() for a choice "
+        "that depends on values, compute the decision outside the Function, or return the value from it"
+    )
+
+
 class GradcheckError(TapegradError, AssertionError):
     """Raised by ``gradcheck`` when analytic and numerical derivatives differ."""
 

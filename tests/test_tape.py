@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from tapegrad.autodiff.primitive import active_tapes
+from tapegrad.autodiff.state import active_tapes
 
 
 def test_seed_basic_usage():
@@ -197,7 +197,7 @@ def test_tapes_deactivate_on_exceptions():
     with pytest.raises(ZeroDivisionError):
         with tg.GradientTape():
             raise ZeroDivisionError
-    assert active_tapes == []
+    assert active_tapes() == ()
 
 
 def test_gradient_inside_the_tape_block():

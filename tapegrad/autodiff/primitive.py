@@ -25,7 +25,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import OpTypeError, OpValueError, TapegradError, describe
-from .state import active_tapes, tracers
+from . import state as _state
+from .state import current as _current_recording
 from .variable import Variable, wrap
 
 _ndarray = np.ndarray
@@ -110,10 +111,12 @@ class Primitive:
         if out.__class__ is not _ndarray:
             out = as_value(out)
         res = wrap(out)
-        if active_tapes and self.differentiable:
-            record(self, args, vals, params, res)
-        if tracers:
-            tracers[-1].record(self, args, vals, params, res)
+        recording = _current_recording()
+        if recording is not None:
+            if recording.tapes and self.differentiable:
+                record(self, args, vals, params, res, recording.tapes)
+            if recording.tracers:
+                recording.tracers[-1].record(self, args, vals, params, res)
         return res
 
     # -- argument checking -----------------------------------------------------------
@@ -181,8 +184,7 @@ _new_object = object.__new__
 def _make_apply1(prim: Primitive) -> Callable[[Any], Variable]:
     impl, constant, error = prim.impl, prim.constant, prim.error
     differentiable = prim.differentiable
-    tapes = active_tapes
-    tracing = tracers
+    current_recording = _current_recording
 
     def apply1(x: Any) -> Variable:
         # A constant argument is replaced by its converted value everywhere, also in the
@@ -200,6 +202,10 @@ def _make_apply1(prim: Primitive) -> Callable[[Any], Variable]:
         res._leaf = None
         res._tapes = ()
         res.name = None
+        recording = current_recording()
+        if recording is None:
+            return res
+        tapes = recording.tapes
         if tapes and differentiable:
             if len(tapes) == 1:
                 # One tape: the common case, inlined. A result this tape recorded carries
@@ -214,9 +220,9 @@ def _make_apply1(prim: Primitive) -> Callable[[Any], Variable]:
                     append((prim, (x,), (xv,), None, res, _ONE))
                     res._tapes = mark
             else:
-                record(prim, (x,), (xv,), None, res)
-        if tracing:
-            tracing[-1].record(prim, (x,), (xv,), None, res)
+                record(prim, (x,), (xv,), None, res, tapes)
+        if recording.tracers:
+            recording.tracers[-1].record(prim, (x,), (xv,), None, res)
         return res
 
     return apply1
@@ -225,8 +231,7 @@ def _make_apply1(prim: Primitive) -> Callable[[Any], Variable]:
 def _make_apply2(prim: Primitive, reflected: bool = False) -> Callable[[Any, Any], Variable]:
     impl, constant, error = prim.impl, prim.constant, prim.error
     differentiable = prim.differentiable
-    tapes = active_tapes
-    tracing = tracers
+    current_recording = _current_recording
 
     def apply2(x: Any, y: Any) -> Variable:
         # A constant argument is replaced by its converted value everywhere, also in the
@@ -245,6 +250,10 @@ def _make_apply2(prim: Primitive, reflected: bool = False) -> Callable[[Any, Any
         res._leaf = None
         res._tapes = ()
         res.name = None
+        recording = current_recording()
+        if recording is None:
+            return res
+        tapes = recording.tapes
         if tapes and differentiable:
             if len(tapes) == 1:
                 mark, serial, accessed, watched, append = tapes[0]._recorder
@@ -267,9 +276,9 @@ def _make_apply2(prim: Primitive, reflected: bool = False) -> Callable[[Any, Any
                     append((prim, (x, y), (xv, yv), None, res, _SECOND))
                     res._tapes = mark
             else:
-                record(prim, (x, y), (xv, yv), None, res)
-        if tracing:
-            tracing[-1].record(prim, (x, y), (xv, yv), None, res)
+                record(prim, (x, y), (xv, yv), None, res, tapes)
+        if recording.tracers:
+            recording.tracers[-1].record(prim, (x, y), (xv, yv), None, res)
         return res
 
     if reflected:
@@ -296,9 +305,16 @@ _BOTH, _FIRST, _SECOND = (True, True), (True, False), (False, True)
 # ---------------------------------------------------------------------------------
 
 
-def record(prim: Primitive, args: tuple, vals: Any, params: dict | None, out: Variable) -> None:
-    if len(active_tapes) == 1:
-        mark, serial, accessed, watched, append = active_tapes[0]._recorder
+def record(prim: Primitive, args: tuple, vals: Any, params: dict | None, out: Variable,
+           tapes: tuple | None = None) -> None:
+    """Record one op application on the tapes of this thread (``tapes``, when the caller
+    has them at hand) that watch one of its inputs."""
+    if tapes is None:
+        tapes = _state.active_tapes()
+        if not tapes:
+            return
+    if len(tapes) == 1:
+        mark, serial, accessed, watched, append = tapes[0]._recorder
         flags = []
         hit = False
         for a in args:
@@ -316,7 +332,7 @@ def record(prim: Primitive, args: tuple, vals: Any, params: dict | None, out: Va
         return
     owners = []
     flags = [False] * len(args)
-    for tape in active_tapes:
+    for tape in tapes:
         serial, accessed, watched = tape._serial, tape._watch_accessed, tape._watched
         hit = False
         for i, a in enumerate(args):

@@ -21,8 +21,9 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import OpTypeError, OpValueError
+from . import state as _state
 from .broadcast import astype_p, sum_like_p
-from .primitive import _ONE, _SCALAR_TYPES, active_tapes, tracers
+from .primitive import _ONE, _SCALAR_TYPES
 from .variable import Variable, wrap
 
 _serial_numbers = itertools.count(1)
@@ -62,18 +63,11 @@ class GradientTape:
                 "GradientTape: this non-persistent tape was already used by gradient(); "
                 "create a new tape, or pass persistent=True"
             )
-        active_tapes.append(self)
+        _state.push_tape(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._deactivate()
-
-    def _deactivate(self) -> bool:
-        for i in range(len(active_tapes) - 1, -1, -1):
-            if active_tapes[i] is self:
-                del active_tapes[i]
-                return True
-        return False
+        _state.remove_tape(self)
 
     def watch(self, x: Any) -> None:
         """Watch a Variable (or a list/tuple/dict of them) so that ops on it are recorded."""
@@ -133,16 +127,17 @@ class GradientTape:
         else:
             seeds = _seeds(targets, output_gradients)
 
-        # The tape does not record its own backward pass.
-        was_active = self._deactivate()
-        # Differentiate the backward pass itself when another tape records it, or when a
-        # compiled Function is tracing (so that the backward pass becomes part of its graph).
-        differentiable = bool(active_tapes) or bool(tracers)
-        try:
-            grads = backprop(self._nodes, targets, seeds, flat_sources, differentiable)
-        finally:
-            if was_active:
-                active_tapes.append(self)
+        # A persistent tape called inside its own ``with`` block records its backward pass,
+        # as TensorFlow's does, so that the gradient can be differentiated again. A
+        # non-persistent tape cannot be used again: it stops recording here.
+        position = _state.tape_position(self)
+        if position >= 0 and not self._persistent:
+            _state.remove_tape(self)
+        # Differentiate the backward pass itself when a tape records it, or when a compiled
+        # Function is tracing (so that the backward pass becomes part of its graph).
+        differentiable = _state.current() is not None
+        nodes = self._nodes[:] if position >= 0 and self._persistent else self._nodes
+        grads = backprop(nodes, targets, seeds, flat_sources, differentiable)
         results = []
         get = grads.get
         serial, accessed, watched = self._serial, self._watch_accessed, self._watched
@@ -175,14 +170,16 @@ class GradientTape:
 class _Paused:
     def __init__(self, tape: GradientTape) -> None:
         self._tape = tape
-        self._was_active = False
+        self._position = -1
 
     def __enter__(self) -> None:
-        self._was_active = self._tape._deactivate()
+        self._position = _state.tape_position(self._tape)
+        if self._position >= 0:
+            _state.remove_tape(self._tape)
 
     def __exit__(self, *exc: object) -> None:
-        if self._was_active:
-            active_tapes.append(self._tape)
+        if self._position >= 0:
+            _state.insert_tape(self._tape, self._position)
 
 
 def backprop(nodes: list, targets: list, seeds: list, sources: list, differentiable: bool) -> dict:

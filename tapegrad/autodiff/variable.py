@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from .. import _dtypes
-from ..errors import OpTypeError, OpValueError
-from .state import tracers
+from ..errors import OpTypeError, OpValueError, control_flow_error
+from .state import tracer as _tracer
 
 
 class Variable:
@@ -59,16 +59,16 @@ class Variable:
         self._leaf = bool(trainable)
         self._trainable = self._leaf and self._value.dtype.kind == "f"
         self._tapes: tuple = ()
-        if tracers:
-            tracers[-1].new_variable(self)
+        tracer = _tracer()
+        if tracer is not None:
+            tracer.new_variable(self)
 
     # -- the value -----------------------------------------------------------------
     # _value is an ndarray, or a NumPy scalar for a 0-d op result (NumPy computes on
     # scalars several times faster than on 0-d arrays); value() always gives an ndarray.
     def value(self) -> np.ndarray:
         """The NumPy array held by this Variable (not a copy)."""
-        if tracers:
-            self._check_untraced("value()")
+        self._check_untraced("value()")
         v = self._value
         return v if v.__class__ is np.ndarray else np.asarray(v)
 
@@ -106,8 +106,9 @@ class Variable:
             self._value = np.array(new, dtype=target.dtype, copy=True)
         else:
             np.copyto(target, new)
-        if tracers:  # inside a compiled Function: the assignment happens at every call
-            tracers[-1].effect("assign", lambda _, new: self.assign(new), f"assign {self.name or 'variable'} :=",
+        tracer = _tracer()
+        if tracer is not None:  # inside a compiled Function: the assignment happens at every call
+            tracer.effect("assign", lambda _, new: self.assign(new), f"assign {self.name or 'variable'} :=",
                                [self, source])
         return self
 
@@ -155,29 +156,27 @@ class Variable:
         return int(self._scalar("int"))
 
     def _scalar(self, kind: str) -> Any:
-        if tracers:
-            self._check_untraced(f"{kind}()")
+        self._check_untraced(f"{kind}()")
         v = self._value
         if v.size != 1:
             raise TypeError(f"{kind}(): only a Variable of size 1 converts to a Python number, got shape {v.shape}")
         return v.reshape(()) if v.ndim else v
 
     def __index__(self) -> int:
-        if tracers:
-            self._check_untraced("use as an index")
+        self._check_untraced("use as an index")
         if self._value.dtype.kind not in "iub":
             raise OpTypeError(f"only integer Variables can be used as an index, got dtype {self._value.dtype}")
         return int(self._value)
 
     def __bool__(self) -> bool:
-        if tracers:
-            self._check_untraced("bool() (an if, while, and/or)")
+        self._check_untraced("bool() (an if, while, and/or)")
         return bool(self._value)
 
     def _check_untraced(self, what: str) -> None:
-        if tracers[-1].is_traced(self):
-            from ..compiler.tracing import control_flow_error
-
+        """Inside a compiled Function, refuse to read a traced value: it is not known when
+        the graph is built."""
+        tracer = _tracer()
+        if tracer is not None and tracer.is_traced(self):
             raise control_flow_error(what)
 
     def __repr__(self) -> str:

@@ -13,13 +13,14 @@ derivatives through a Function work like any other op.
 from __future__ import annotations
 
 import functools
+import threading
 import warnings
 from typing import Any, Callable
 
 import numpy as np
 
+from ..autodiff import state as _state
 from ..autodiff.primitive import Primitive, record
-from ..autodiff.state import active_tapes, tracers
 from ..autodiff.tape import GradientTape
 from ..autodiff.variable import Variable, wrap
 from ..errors import OpTypeError, OpValueError
@@ -62,6 +63,10 @@ class _Compiled:
         runnable = Graph(graph.inputs, graph.captures, graph.nodes, graph.outputs + self.residuals)
         self.graph = passes.optimize(runnable) if optimize else runnable
         self.run = codegen.generate(self.graph)
+        # The generated code writes into buffers of its own. A call that finds it running in
+        # another thread takes a copy with other buffers (generated when first needed).
+        self._running = threading.Lock()
+        self._spare_runs: list[Callable[[list, list], list]] = []
         self.rebuild_out = rebuild_out
         self.call_prim: Primitive | None = None
         self.backward: Function | None = None
@@ -71,7 +76,22 @@ class _Compiled:
         self.unconnected: dict[tuple[bool, ...], set[int]] = {}
 
     def execute(self, arrays: list) -> tuple[list, list]:
-        values = self.run(arrays, [v.payload for v in self.graph.captures])
+        captures = [v.payload for v in self.graph.captures]
+        if self._running.acquire(blocking=False):
+            try:
+                values = self.run(arrays, captures)
+            finally:
+                self._running.release()
+        else:
+            spares = self._spare_runs
+            try:
+                run = spares.pop()
+            except IndexError:
+                run = codegen.generate(self.graph)
+            try:
+                values = run(arrays, captures)
+            finally:
+                spares.append(run)
         return values[:self.n_outputs], values[self.n_outputs:]
 
 
@@ -109,7 +129,9 @@ class Function:
         self.relax_shapes = bool(relax_shapes)
         self.optimize = optimize
         self.name = name or getattr(fn, "__name__", "function")
-        self._cache: dict[Any, _Compiled] = {}
+        self._cache: dict[Any, _Entry] = {}
+        # Held while tracing or compiling a new variant: two threads never trace one signature twice.
+        self._lock = threading.RLock()
         self._keys: list[Any] = []
         self.trace_count = 0
         functools.update_wrapper(self, fn)
@@ -165,21 +187,25 @@ class Function:
 
     # -- calling ---------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if tracers:  # called while an enclosing Function traces: inline into its graph
+        if _state.tracing():  # called while an enclosing Function traces: inline into its graph
             return self.fn(*args, **kwargs)
         key, arrays, shapes = self._key(args, kwargs)
         entry = self._cache.get(key)
-        if entry is None:
-            return self._trace(key, args, kwargs, shapes)
-        compiled = entry.variants.get(shapes)
-        if compiled is None:  # a new size of a free dimension (see _Entry)
-            if not entry.polymorphic:
-                return self._trace(key, args, kwargs, shapes)
-            compiled = entry.variants[shapes] = _Compiled(
-                respecialize(entry.base.traced, arrays), entry.base.rebuild_out, self.optimize)
+        compiled = entry.variants.get(shapes) if entry is not None else None
+        if compiled is None:
+            with self._lock:  # (looked up again: another thread may have compiled it meanwhile)
+                entry = self._cache.get(key)
+                compiled = entry.variants.get(shapes) if entry is not None else None
+                if compiled is None:
+                    if entry is None or not entry.polymorphic:
+                        return self._trace(key, args, kwargs, shapes)
+                    # a new size of a free dimension of a shape-polymorphic trace (see _Entry)
+                    compiled = _Compiled(respecialize(entry.base.traced, arrays), entry.base.rebuild_out,
+                                         self.optimize)
+                    entry.variants[shapes] = compiled
         outs, residuals = compiled.execute([a._value if isinstance(a, Variable) else a for a in arrays])
         results = [wrap(o) for o in outs]
-        if active_tapes:
+        if _state.active_tapes():
             self._record_call(compiled, arrays, results, residuals)
         return compiled.rebuild_out(results)
 
@@ -205,7 +231,7 @@ class Function:
             if entry.polymorphic is None:
                 entry.polymorphic = same_structure(entry.base.traced, graph)
         self.trace_count += 1
-        if active_tapes:
+        if _state.active_tapes():
             arrays, _, _ = flatten_args(args, kwargs)
             outputs, _ = flatten_outputs(result, self.name)
             residuals = [tracer.variable_of[v.id]._value for v in compiled.residuals]
@@ -231,47 +257,57 @@ class Function:
 
     def _call_prim(self, compiled: _Compiled) -> Primitive:
         if compiled.call_prim is None:
-            prim = Primitive(f"call:{self.name}", lambda *a, **k: None)
-            n_outputs = len(compiled.traced.outputs)
-
-            def vjp(g: Any, out: Any, needs: tuple, inputs: tuple, params: dict) -> list:
-                # One backward pass for the outputs that have a cotangent. The others are left
-                # out (None, a static argument: one backward graph per set of used outputs), not
-                # given zeros: 0 * an infinite derivative would put NaNs where eager has none.
-                cotangents = [g] if n_outputs == 1 else [g.parts.get(j) for j in range(n_outputs)]
-                backward = self._backward(compiled)
-                grads = backward(*inputs, *params["residuals"], *cotangents)
-                unconnected = compiled.unconnected[tuple(c is not None for c in cotangents)]
-                return [None if k in unconnected else gk for k, gk in enumerate(grads)]
-
-            prim.defvjp_joint(vjp)
-            compiled.call_prim = prim
+            with self._lock:
+                if compiled.call_prim is None:
+                    compiled.call_prim = self._make_call_prim(compiled)
         return compiled.call_prim
+
+    def _make_call_prim(self, compiled: _Compiled) -> Primitive:
+        prim = Primitive(f"call:{self.name}", lambda *a, **k: None)
+        n_outputs = len(compiled.traced.outputs)
+
+        def vjp(g: Any, out: Any, needs: tuple, inputs: tuple, params: dict) -> list:
+            # One backward pass for the outputs that have a cotangent. The others are left
+            # out (None, a static argument: one backward graph per set of used outputs), not
+            # given zeros: 0 * an infinite derivative would put NaNs where eager has none.
+            cotangents = [g] if n_outputs == 1 else [g.parts.get(j) for j in range(n_outputs)]
+            backward = self._backward(compiled)
+            grads = backward(*inputs, *params["residuals"], *cotangents)
+            unconnected = compiled.unconnected[tuple(c is not None for c in cotangents)]
+            return [None if k in unconnected else gk for k, gk in enumerate(grads)]
+
+        prim.defvjp_joint(vjp)
+        return prim
 
     def _backward(self, compiled: _Compiled) -> Function:
         if compiled.backward is None:
-            graph = compiled.traced
-
-            def backward(*values: Any) -> list:
-                n_in, n_cap, n_res = len(graph.inputs), len(graph.captures), len(compiled.residuals)
-                inputs = [v if isinstance(v, Variable) else wrap(np.asarray(v)) for v in values[:n_in + n_cap]]
-                saved = dict(zip((v.id for v in compiled.residuals), values[n_in + n_cap:n_in + n_cap + n_res]))
-                cotangents = values[n_in + n_cap + n_res:]
-                with GradientTape(persistent=False, watch_accessed_variables=False) as tape:
-                    for v in inputs:
-                        if v.dtype.kind == "f":
-                            tape.watch(v)
-                    outs = replay(graph, inputs[:n_in], inputs[n_in:], saved)
-                used = [(o, c) for o, c in zip(outs, cotangents) if c is not None]
-                floats = [v for v in inputs if v.dtype.kind == "f"]
-                grads = tape.gradient([o for o, _ in used], floats, output_gradients=[c for _, c in used])
-                by_id = {id(v): g for v, g in zip(floats, grads) if g is not None}
-                pattern = tuple(c is not None for c in cotangents)
-                compiled.unconnected[pattern] = {k for k, v in enumerate(inputs) if id(v) not in by_id}
-                return [by_id.get(id(v), wrap(np.zeros(np.shape(v._value)))) for v in inputs]
-
-            compiled.backward = Function(backward, optimize=self.optimize, name=f"{self.name}.backward")
+            with self._lock:
+                if compiled.backward is None:
+                    compiled.backward = self._make_backward(compiled)
         return compiled.backward
+
+    def _make_backward(self, compiled: _Compiled) -> Function:
+        graph = compiled.traced
+
+        def backward(*values: Any) -> list:
+            n_in, n_cap, n_res = len(graph.inputs), len(graph.captures), len(compiled.residuals)
+            inputs = [v if isinstance(v, Variable) else wrap(np.asarray(v)) for v in values[:n_in + n_cap]]
+            saved = dict(zip((v.id for v in compiled.residuals), values[n_in + n_cap:n_in + n_cap + n_res]))
+            cotangents = values[n_in + n_cap + n_res:]
+            with GradientTape(persistent=False, watch_accessed_variables=False) as tape:
+                for v in inputs:
+                    if v.dtype.kind == "f":
+                        tape.watch(v)
+                outs = replay(graph, inputs[:n_in], inputs[n_in:], saved)
+            used = [(o, c) for o, c in zip(outs, cotangents) if c is not None]
+            floats = [v for v in inputs if v.dtype.kind == "f"]
+            grads = tape.gradient([o for o, _ in used], floats, output_gradients=[c for _, c in used])
+            by_id = {id(v): g for v, g in zip(floats, grads) if g is not None}
+            pattern = tuple(c is not None for c in cotangents)
+            compiled.unconnected[pattern] = {k for k, v in enumerate(inputs) if id(v) not in by_id}
+            return [by_id.get(id(v), wrap(np.zeros(np.shape(v._value)))) for v in inputs]
+
+        return Function(backward, optimize=self.optimize, name=f"{self.name}.backward")
 
     # -- introspection -------------------------------------------------------------------------
     def graph(self, *args: Any, **kwargs: Any) -> GraphListing:
@@ -385,19 +421,13 @@ def respecialize(graph: Graph, arrays: list) -> Graph:
     def get(v: Any) -> Any:
         return v.payload if v.kind == "const" else env[v.id]
 
-    paused = active_tapes[:]
-    active_tapes.clear()
-    tracers.append(tracer)
-    try:
+    with _state.tracing_scope(tracer):
         for node in graph.nodes:
             inputs = [get(i) for i in node.inputs]
             if node.effect is not None:
                 tracer.effect(node.effect.name, node.effect.run, node.effect.describe, inputs)
             else:
                 env[node.output.id] = node.op.apply(*inputs, **node.params)
-    finally:
-        tracers.pop()
-        active_tapes[:] = paused
     return Graph(tracer.inputs, tracer.captures, tracer.nodes, [tracer.value_of(get(v)) for v in graph.outputs])
 
 

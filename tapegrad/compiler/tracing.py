@@ -18,15 +18,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..autodiff.state import active_tapes, tracers
+from ..autodiff import state as _state
 from ..autodiff.tape import flatten
 from ..autodiff.variable import Variable, wrap
-from ..errors import OpTypeError
+from ..errors import TracingError
 from .ir import Effect, Graph, Node, Value
-
-
-class TracingError(OpTypeError):
-    """Something a compiled Function cannot do while it is traced."""
 
 
 class Tracer:
@@ -98,30 +94,19 @@ class Tracer:
 
 
 def current() -> Tracer | None:
-    return tracers[-1] if tracers else None
+    return _state.tracer()
 
 
 def run_effect(name: str, fn: Callable[..., None], inputs: list[Any], describe: str) -> None:
     """Run ``fn(*values of inputs)`` now; inside a compiled Function also record it as an
-    effect of the graph, so that it runs at every call. ``fn`` runs with tracing paused,
+    effect of the graph, so that it runs at every call. ``fn`` runs with nothing recording,
     so whatever it does is not recorded twice."""
     values = [a._value if isinstance(a, Variable) else a for a in inputs]
-    paused = tracers[:]
-    tracers.clear()
-    try:
+    tracer = _state.tracer()
+    with _state.paused():
         fn(*values)
-    finally:
-        tracers[:] = paused
-    if tracers:
-        tracers[-1].effect(name, fn, describe, inputs)
-
-
-def control_flow_error(what: str) -> TracingError:
-    return TracingError(
-        f"{what} of a Variable computed inside a compiled Function: its value is not known when the graph "
-        "is built, because Python control flow is fixed at trace time. Use tapegrad.where() for a choice "
-        "that depends on values, compute the decision outside the Function, or return the value from it"
-    )
+    if tracer is not None:
+        tracer.effect(name, fn, describe, inputs)
 
 
 # -- running a function under a tracer ----------------------------------------------------
@@ -190,14 +175,8 @@ def trace(fn: Callable, args: tuple, kwargs: dict, allow_new_variables: bool,
         tracer.placeholder(var)
         placeholders.append(var)
     call_args, call_kwargs = rebuild_args(placeholders)
-    paused = active_tapes[:]
-    active_tapes.clear()  # an outer tape sees the whole call as one node, recorded by the caller
-    tracers.append(tracer)
-    try:
+    with _state.tracing_scope(tracer):  # an outer tape sees the whole call as one node, recorded by the caller
         result = fn(*call_args, **call_kwargs)
-    finally:
-        tracers.pop()
-        active_tapes[:] = paused
     outputs, rebuild_out = flatten_outputs(result, where)
     graph = Graph(tracer.inputs, tracer.captures, tracer.nodes, [tracer.value_of(o) for o in outputs])
     return graph, result, rebuild_out, tracer

@@ -44,8 +44,8 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import _dtypes
+from ..autodiff import state as _state
 from ..autodiff.broadcast import astype_p
-from ..autodiff.state import tracers
 from ..autodiff.variable import Variable, wrap
 from ..errors import OpTypeError, OpValueError
 from ..ops.elementwise import (
@@ -113,7 +113,7 @@ def _dtype(x: Any) -> np.dtype:
 def _constant(x: Any) -> Any:
     """trues as a constant: outside a compiled Function a Variable is unwrapped (it is never
     differentiated); while tracing it stays a Variable, so the graph reads it at every call."""
-    if x.__class__ is Variable and not tracers:
+    if x.__class__ is Variable and not _state.tracing():
         return x._value
     return x
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ...autodiff.primitive import active_tapes
+from ...autodiff import state as _state
 from ...autodiff.tape import GradientTape
 from ...autodiff.variable import Variable
 from ...errors import OpValueError
@@ -344,13 +344,9 @@ class Model(Layer):
         self._build_from_spec(spec)
 
     def _build_from_spec(self, spec: Any, trues_spec: Any = None) -> None:
-        saved = active_tapes[:]  # not recorded by the user's tapes
-        active_tapes.clear()
-        try:
+        with _state.scope(()):  # not recorded by the user's tapes
             trues = _zeros(trues_spec) if trues_spec is not None else None
             self(_zeros(spec), False, trues)
-        finally:
-            active_tapes[:] = saved
         self._input_spec = spec
         self._trues_spec = trues_spec
 
@@ -1000,7 +996,7 @@ class _Compiled:
         self.with_loss = with_loss
 
     def __call__(self, *args: Any) -> Any:
-        from ...compiler.tracing import TracingError
+        from ...errors import TracingError
 
         try:
             result = self.function(*args)

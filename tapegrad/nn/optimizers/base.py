@@ -55,7 +55,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from ...autodiff.state import tracers
+from ...autodiff import state as _state
 from ...autodiff.variable import Variable
 from ...errors import OpTypeError, OpValueError
 from . import _parallel, schedules
@@ -358,7 +358,7 @@ class Optimizer:
             params, grads = [params], [grads]
         params = params if params.__class__ is list else list(params)
         grads = grads if grads.__class__ is list else list(grads)
-        if tracers:  # inside a compiled Function: the update is an in-place effect of its graph
+        if _state.tracing():  # inside a compiled Function: the update is an in-place effect of its graph
             self._update_in_graph(params, grads)
             return
         arrays, missing = self._check(params, grads)
