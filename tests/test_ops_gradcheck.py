@@ -496,14 +496,23 @@ def test_stop_gradient_blocks_gradient():
     np.testing.assert_array_equal(tape.gradient(y, x).value(), [1, 2, 3])
 
 
-def test_clip_by_value_bounds_get_no_gradient():
-    x = Variable(np.array([-1.0, 0.5, 2.0]))
+def test_clip_by_value_bounds_get_the_gradient_where_x_crossed_them():
+    # as TensorFlow, PyTorch (torch.clamp with tensor bounds) and JAX do
+    x = Variable(np.array([-1.0, 0.5, 2.0, 3.0]))
     lo, hi = Variable(np.array(0.0)), Variable(np.array(1.0))
     with tg.GradientTape() as tape:
-        y = tg.reduce_sum(tg.clip_by_value(x, lo, hi))
+        y = tg.reduce_sum(tg.clip_by_value(x, lo, hi) * np.array([1.0, 2.0, 3.0, 4.0]))
     gx, glo, ghi = tape.gradient(y, [x, lo, hi])
-    np.testing.assert_array_equal(gx.value(), [0, 1, 0])
-    assert glo is None and ghi is None
+    np.testing.assert_array_equal(gx.value(), [0, 2, 0, 0])
+    assert float(glo) == 1.0 and float(ghi) == 7.0
+    # lo > hi: the result is hi everywhere
+    with tg.GradientTape() as tape:
+        y = tg.reduce_sum(tg.clip_by_value(x, hi, lo))
+    gx, glo, ghi = tape.gradient(y, [x, lo, hi])
+    np.testing.assert_array_equal(gx.value(), [0, 0, 0, 0])
+    assert float(glo) == 4.0 and float(ghi) == 0.0
+    tg.gradcheck(lambda a, b, c: tg.clip_by_value(a, b, c), [np.array([-1.0, 0.4, 2.0]), np.array(0.1),
+                                                            np.array(1.2)], order=2)
 
 
 # -- gradcheck itself must be able to fail, or the tests above prove nothing ------------------

@@ -43,22 +43,12 @@ from .elementwise import (
     tanh,
     where,
 )
+from .indexing import gather, getitem
 from .linalg import matmul
 from .nn_ops import dropout, elu, erf, erfc, gelu, leaky_relu, silu
 from .reduction import argmax, argmin, logsumexp, reduce_max, reduce_mean, reduce_min, reduce_sum
-from .shape import (
-    broadcast_to,
-    concat,
-    expand_dims,
-    gather,
-    getitem,
-    repeat,
-    reshape,
-    split,
-    squeeze,
-    stack,
-    transpose,
-)
+from .shape import broadcast_to, concat, expand_dims, reshape, split, squeeze, stack, transpose
+from .tiling import repeat
 
 __all__ = [
     "abs", "add", "argmax", "argmin", "bandpart", "broadcast_to", "cast", "clip_by_value", "concat", "cos",

@@ -158,8 +158,17 @@ def _clip_rule(g: Any, out: Any, x: Any, lo: Any, hi: Any) -> Any:
     return where_p(less_p(x, lo), 0, where_p(greater_p(x, hi), 0, g))
 
 
+def _clip_min_rule(g: Any, out: Any, x: Any, lo: Any, hi: Any) -> Any:
+    # The result is lo where x < lo, unless lo > hi (then it is hi).
+    return where_p(less_p(x, lo), where_p(greater_p(lo, hi), 0, g), 0)
+
+
+def _clip_max_rule(g: Any, out: Any, x: Any, lo: Any, hi: Any) -> Any:
+    return where_p(greater_p(maximum_p(x, lo), hi), g, 0)
+
+
 clip_p = Primitive("clip_by_value", _clip_impl, ("x", "min", "max"), broadcasting=True)
-clip_p.defvjp(_clip_rule, None, None)
+clip_p.defvjp(_clip_rule, _clip_min_rule, _clip_max_rule)
 
 # -- comparisons (not differentiable) --------------------------------------------------
 equal_p = _binary("equal", np.equal, differentiable=False)
@@ -305,10 +314,9 @@ def where(condition: ArrayLike, x: ArrayLike, y: ArrayLike) -> Variable:
 
 
 def clip_by_value(x: ArrayLike, min: ArrayLike, max: ArrayLike) -> Variable:
-    """Clip x to [min, max]. The gradient passes where min <= x <= max."""
-    lo = min._value if isinstance(min, Variable) else min
-    hi = max._value if isinstance(max, Variable) else max
-    return clip_p.apply(x, lo, hi)
+    """Clip x to [min, max]. The gradient passes to x where min <= x <= max, and to the bound
+    that x crossed elsewhere (bounds given as Variables are differentiable, as in PyTorch)."""
+    return clip_p.apply(x, min, max)
 
 
 def equal(x: ArrayLike, y: ArrayLike) -> Variable:

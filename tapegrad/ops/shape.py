@@ -1,7 +1,7 @@
-"""Shape and indexing primitives: reshape, transpose, repeat, concat, indexing, gather.
+"""Shape primitives: reshape, transpose, expand_dims, squeeze, broadcast_to, concat, stack, split.
 
-Indexing (``v[...]``) and ``gather`` are paired with ``scatter_add``: each one's VJP
-is the other, so both are differentiable to any order.
+Indexing and gather are in indexing.py, repeat in tiling.py; ``getitem`` is re-exported
+here for the modules that import it from this one.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from ..autodiff.broadcast import broadcast_to_p
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable
 from ..errors import OpTypeError, OpValueError
+from .indexing import getitem, getitem_p  # noqa: F401 - getitem re-exported
 
 ArrayLike = Any
 
@@ -105,80 +106,6 @@ def broadcast_to(x: ArrayLike, shape: Any) -> Variable:
     return broadcast_to_p.apply(x, shape=tuple(int(n) for n in shape))
 
 
-# -- indexing --------------------------------------------------------------------------
-def _is_basic(index: Any) -> bool:
-    """True for an index of ints, slices, None and Ellipsis only (no repeated elements)."""
-    items = index if isinstance(index, tuple) else (index,)
-    return all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis for i in items)
-
-
-def normalize_index(index: Any, op: str = "getitem") -> Any:
-    """Variables and lists inside an index become ndarrays; anything else is rejected."""
-    if isinstance(index, tuple):
-        return tuple(normalize_index(i, op) for i in index)
-    if isinstance(index, Variable):
-        index = index._value
-    if isinstance(index, list):
-        index = np.asarray(index)
-        if index.size == 0:
-            index = index.astype(np.intp)
-    if isinstance(index, np.ndarray):
-        if index.dtype.kind not in "biu":
-            raise OpTypeError(f"{op}: an index array must have an integer or bool dtype, got {index.dtype}")
-        return index
-    if isinstance(index, (bool, np.bool_)):
-        return index
-    if isinstance(index, (int, np.integer, slice)) or index is None or index is Ellipsis:
-        return index
-    raise OpTypeError(f"{op}: cannot index with {type(index).__name__} {index!r}")
-
-
-def _scatter_add_impl(g: Any, index: Any, shape: tuple[int, ...]) -> np.ndarray:
-    z = np.zeros(shape, dtype=np.result_type(g))
-    if _is_basic(index):
-        z[index] = g
-    else:
-        np.add.at(z, index, g)  # repeated indices accumulate
-    return z
-
-
-getitem_p = Primitive("getitem", lambda x, index: np.asarray(x)[index], ("x",))
-scatter_add_p = Primitive("scatter_add", _scatter_add_impl, ("g",))
-getitem_p.defvjp(lambda g, out, x, index: scatter_add_p(g, index=index, shape=np.shape(x)))
-scatter_add_p.defvjp(lambda g, out, x, index, shape: getitem_p(g, index=index))
-
-
-def getitem(x: ArrayLike, index: Any) -> Variable:
-    """x[index] with NumPy semantics (slices, ints, None, Ellipsis, int and bool arrays)."""
-    return getitem_p.apply(x, index=normalize_index(index))
-
-
-def _gather_index(axis: int, indices: np.ndarray) -> tuple:
-    return (slice(None),) * axis + (indices,)
-
-
-gather_p = Primitive("gather", lambda x, indices, axis: np.take(x, indices, axis=axis))
-gather_p.defvjp(
-    lambda g, out, x, indices, axis: scatter_add_p(g, index=_gather_index(axis, indices), shape=np.shape(x))
-)
-
-
-def gather(x: ArrayLike, indices: ArrayLike, axis: int = 0) -> Variable:
-    """Take the slices of x at ``indices`` along ``axis`` (NumPy's take)."""
-    idx = np.asarray(_value(indices))
-    if idx.dtype.kind not in "iu":
-        raise OpTypeError(f"gather: indices must be integers, got dtype {idx.dtype}")
-    ndim = np.ndim(_value(x))
-    if not -ndim <= axis < ndim:
-        raise OpValueError(f"gather: axis {axis} is out of range for x of shape {np.shape(_value(x))}")
-    size = np.shape(_value(x))[axis]
-    if idx.size and (idx.max() >= size or idx.min() < -size):
-        bad = idx.max() if idx.max() >= size else idx.min()
-        raise OpValueError(f"gather: index {bad} is out of range for axis {axis} of x with shape "
-                           f"{np.shape(_value(x))}")
-    return gather_p.apply(x, indices=idx, axis=axis % ndim)
-
-
 # -- joining and splitting -------------------------------------------------------------
 def _concat_rule(g: Any, out: Any, needs: tuple, inputs: tuple, params: dict) -> list:
     axis = params["axis"]
@@ -239,45 +166,3 @@ def split(x: ArrayLike, sizes: Any, axis: int = 0) -> list[Variable]:
         pieces.append(getitem_p.apply(x, index=(slice(None),) * axis + (slice(start, start + s),)))
         start += s
     return pieces
-
-
-def _repeat_rule(g: Any, out: Any, x: Any, repeats: int, axis: int | None) -> Any:
-    from .reduction import reduce_sum_p
-
-    shape = np.shape(x)
-    if axis is None:
-        g = reshape_p(g, shape=(int(np.prod(shape, dtype=np.int64)), repeats))
-        return reshape_p(reduce_sum_p(g, axis=(1,), keepdims=False), shape=shape)
-    g = reshape_p(g, shape=shape[: axis + 1] + (repeats,) + shape[axis + 1:])
-    return reduce_sum_p(g, axis=(axis + 1,), keepdims=False)
-
-
-repeat_p = Primitive("repeat", lambda x, repeats, axis: np.repeat(x, repeats, axis=axis))
-repeat_p.defvjp(_repeat_rule)
-
-
-def repeat(x: ArrayLike, repeats: Any, axis: int | None = None) -> Variable:
-    """Repeat each element ``repeats`` times along ``axis`` (None: of the flattened array)."""
-    shape = np.shape(_value(x))
-    if axis is not None:
-        if not -len(shape) <= axis < len(shape):
-            raise OpValueError(f"repeat: axis {axis} is out of range for x of shape {shape}")
-        axis %= len(shape)
-    if isinstance(repeats, (int, np.integer)):
-        if repeats < 0:
-            raise OpValueError(f"repeat: repeats must be >= 0, got {repeats}")
-        return repeat_p.apply(x, repeats=int(repeats), axis=axis)
-    # Per-element repeat counts: an index gather, differentiable through scatter_add.
-    counts = np.asarray(_value(repeats))
-    if counts.dtype.kind not in "iu":
-        raise OpTypeError(f"repeat: repeats must be integers, got dtype {counts.dtype}")
-    if axis is None:
-        x = reshape_p.apply(x, shape=(-1,))
-        axis = 0
-        shape = (int(np.prod(shape, dtype=np.int64)),)
-    try:
-        index = np.repeat(np.arange(shape[axis]), counts)
-    except ValueError as exc:
-        raise OpValueError(f"repeat: repeats of shape {counts.shape} do not fit axis {axis} of length "
-                           f"{shape[axis]}: {exc}") from None
-    return gather_p.apply(x, indices=index, axis=axis)

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from ...errors import OpTypeError, OpValueError
-from ...ops.shape import repeat_p, reshape_p
+from ...ops.shape import reshape_p
+from ...ops.tiling import repeat_p
 from ._util import known_size, single_shape, value_of
 from .base import Layer
 
