@@ -38,12 +38,12 @@ def to_array(value: object, dtype: np.dtype | None, default_float: np.dtype, op:
     """
     if isinstance(value, np.ndarray):
         arr = value
+    elif isinstance(value, np.generic):  # before float: np.float64 is a subclass of float, and keeps its dtype
+        arr = np.asarray(value)
     elif isinstance(value, bool):
         arr = np.asarray(value)
     elif isinstance(value, (int, float)):
         arr = np.asarray(value, dtype=default_float if dtype is None else dtype)
-    elif isinstance(value, np.generic):
-        arr = np.asarray(value)
     elif isinstance(value, (list, tuple)):
         try:
             arr = np.asarray(value)

@@ -33,6 +33,11 @@ _ndarray = np.ndarray
 _asarray = np.asarray
 
 
+def stack_nested(value: list | tuple, op: str, arg: str) -> Variable | None:
+    """Stacks a list that holds Variables (tapegrad.ops installs it: stacking is an op)."""
+    return None
+
+
 class Primitive:
     """An op: a NumPy forward plus one VJP rule per input (or one joint rule)."""
 
@@ -104,6 +109,7 @@ class Primitive:
         if converted:
             # constants are recorded converted, so that VJP rules see the same values in both modes
             args = tuple(a if a.__class__ is Variable else v for a, v in zip(args, vals))
+            vals = [v._value if v.__class__ is Variable else v for v in vals]
         try:
             out = self.impl(*vals, **params)
         except (ValueError, TypeError, IndexError) as exc:
@@ -139,6 +145,9 @@ class Primitive:
         if isinstance(value, (list, tuple)):
             from .. import _dtypes
 
+            stacked = stack_nested(value, self.name, self.argname(i))
+            if stacked is not None:
+                return stacked  # a Variable: the op takes the list's Variables differentiably
             return _dtypes.to_array(value, None, _dtypes.DEFAULT_FLOAT, self.name, self.argname(i))
         if isinstance(value, (int, float)):  # subclasses of int/float, e.g. IntEnum
             return value
@@ -189,7 +198,11 @@ def _make_apply1(prim: Primitive) -> Callable[[Any], Variable]:
     def apply1(x: Any) -> Variable:
         # A constant argument is replaced by its converted value everywhere, also in the
         # recorded node, so that VJP rules see the same value in both backprop modes.
-        xv = x._value if x.__class__ is Variable else (x := constant(0, x))
+        if x.__class__ is Variable:
+            xv = x._value
+        else:
+            x = constant(0, x)
+            xv = x._value if x.__class__ is Variable else x
         try:
             out = impl(xv)
         except (ValueError, TypeError, IndexError) as exc:
@@ -236,8 +249,16 @@ def _make_apply2(prim: Primitive, reflected: bool = False) -> Callable[[Any, Any
     def apply2(x: Any, y: Any) -> Variable:
         # A constant argument is replaced by its converted value everywhere, also in the
         # recorded node, so that VJP rules see the same value in both backprop modes.
-        xv = x._value if x.__class__ is Variable else (x := constant(0, x))
-        yv = y._value if y.__class__ is Variable else (y := constant(1, y))
+        if x.__class__ is Variable:
+            xv = x._value
+        else:
+            x = constant(0, x)
+            xv = x._value if x.__class__ is Variable else x
+        if y.__class__ is Variable:
+            yv = y._value
+        else:
+            y = constant(1, y)
+            yv = y._value if y.__class__ is Variable else y
         try:
             out = impl(xv, yv)
         except (ValueError, TypeError, IndexError) as exc:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..autodiff import primitive as _primitive
 from ..autodiff.broadcast import broadcast_to_p
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable
@@ -20,7 +21,12 @@ ArrayLike = Any
 
 
 def _value(x: Any) -> Any:
-    return x._value if isinstance(x, Variable) else x
+    if isinstance(x, Variable):
+        return x._value
+    if isinstance(x, (list, tuple)):  # a list holding Variables is their stack (see stack_nested)
+        stacked = stack_nested(x, "", "x")
+        return x if stacked is None else stacked._value
+    return x
 
 
 # -- reshape / transpose ----------------------------------------------------------------
@@ -166,3 +172,31 @@ def split(x: ArrayLike, sizes: Any, axis: int = 0) -> list[Variable]:
         pieces.append(getitem_p.apply(x, index=(slice(None),) * axis + (slice(start, start + s),)))
         start += s
     return pieces
+
+
+def _holds_variable(value: Any) -> bool:
+    return any(isinstance(v, Variable) or (isinstance(v, (list, tuple)) and _holds_variable(v)) for v in value)
+
+
+def stack_nested(value: list | tuple, op: str, arg: str) -> Variable | None:
+    """A (nested) list or tuple that holds Variables, given where an array is expected: its
+    differentiable stack, as ``np.array`` would build it from arrays. The dtype is that of the
+    Variables and arrays in it (NumPy's promotion); Python numbers take it. None when the list
+    holds no Variable (it is then an ordinary constant)."""
+    if not _holds_variable(value):
+        return None
+    items = [stack_nested(v, op, arg) if isinstance(v, (list, tuple)) and _holds_variable(v) else v for v in value]
+    typed = [v.dtype for v in items if isinstance(v, (Variable, np.ndarray, np.generic))]
+    dtype = np.result_type(*typed)
+    parts = [v if isinstance(v, Variable) else np.asarray(v, dtype=None if isinstance(v, np.ndarray) else dtype)
+             for v in items]
+    shapes = {np.shape(p._value if isinstance(p, Variable) else p) for p in parts}
+    if len(shapes) > 1:
+        raise OpValueError(f"{op}: argument {arg} is a list whose elements have different shapes "
+                           f"{sorted(shapes, key=len)}: it cannot be stacked into one array")
+    return concat_p.apply(*[expand_dims_p.apply(p, axes=(0,)) for p in parts], axis=0)
+
+
+# Primitive.constant stacks a list of Variables given as an argument with it (the autodiff
+# core cannot import the ops it would need).
+_primitive.stack_nested = stack_nested
