@@ -7,6 +7,7 @@ with NumPy), in float64: values, first derivatives and, for the random programs,
 
 import numpy as np
 import pytest
+from compiled_check import assert_compiled_matches_eager
 
 import tapegrad as tg
 from tapegrad.autodiff.broadcast import astype_p, broadcast_like_p, sum_like_p, sum_to_p
@@ -718,7 +719,59 @@ def test_a_chain_of_ten_thousand_ops_compiles_and_differentiates():
     assert len(base(compiled).traced.nodes) == n
     assert compiled.trace_count == 1
     # (~1 s; it was ~4 s while fusion renamed a growing chain at every step. Speed is measured in
-    # bench/, not asserted here.)
+    # bench/compile_scale.py, not asserted here.)
+    backward = base(base(compiled).backward).run
+    assert backward.source is None and codegen.source_of(backward).count("def chunk") > 1  # emitted in chunks
+
+
+def test_a_graph_emitted_in_chunks_hands_values_across_them():
+    # values made early and used late cross chunk boundaries; intermediates of every kind
+    n = 3 * codegen.CHUNK_LINES
+
+    def program(x, w):
+        first = tg.tanh(x @ w)
+        h = first
+        for k in range(n // 4):
+            h = tg.sin(h) + (first if k % 50 == 0 else 0.1)
+            h = tg.reshape(h, (-1,)) if k % 2 == 0 else tg.reshape(h, (2, 3))
+        return tg.reduce_sum(h * first)
+
+    rng = np.random.default_rng(5)
+    sets = [[rng.normal(size=(2, 4)), rng.normal(size=(4, 3))] for _ in range(2)]
+    compiled = assert_compiled_matches_eager(program, *sets, order=1)
+    assert base(compiled).run.source is None
+    assert "def chunk2" in codegen.source_of(base(compiled).run)
+
+
+def test_what_a_compiled_function_keeps_per_op_stays_small():
+    """A long chain with its backward graph: the Function keeps its traced graphs and code, not
+    the trace's values nor a second copy of each graph (issue 8: 13 KB per op, now < 2 KB)."""
+    import gc
+    import tracemalloc
+
+    n = 3000
+
+    def chain(x, w, b):
+        for i in range(n):
+            x = x * w if i % 3 == 0 else (x + b if i % 3 == 1 else tg.tanh(x))
+        return tg.reduce_sum(x)
+
+    args = [np.linspace(-1, 1, 16), np.full(16, 1.01), np.full(16, 0.01)]
+    f = tg.Function(chain)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        x = tg.Variable(args[0])
+        with tg.GradientTape() as tape:
+            y = f(x, *args[1:])
+        tape.gradient(y, x)
+        del tape, y, x
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept / n < 2000, f"{kept / n:.0f} bytes per op"
 
 
 def test_an_unused_input_has_no_gradient():

@@ -7,12 +7,14 @@ kernel allows it, otherwise dead buffers of the right shape and dtype are reused
 Values that leave the function (graph outputs) get fresh arrays on every call, since
 the caller keeps them. 0-d values run on NumPy scalars without buffers.
 
-The generated source is kept on the function (``run.source``) for inspection.
+The generated source is kept for inspection: ``source_of(run)``.
 """
 
 from __future__ import annotations
 
 import functools
+import re
+import zlib
 from typing import Any, Callable
 
 import numpy as np
@@ -233,13 +235,23 @@ def generate(graph: Graph) -> Callable[[list, list], list]:
                           or (v.kind == "const" and isinstance(v.payload, np.ndarray)) else "")
                 for v in graph.outputs]
     body.append("return [" + ", ".join(returned) + "]")
-    header = "def run(I, C" + "".join(f", {n}={n}" for n in defaults) + "):"
-    source = header + "\n" + "\n".join("    " + line for line in body)
+    if len(body) <= CHUNK_LINES:
+        header = "def run(I, C" + "".join(f", {n}={n}" for n in defaults) + "):"
+        source = header + "\n" + "\n".join("    " + line for line in body)
+    else:
+        source = _chunked(body, defaults)
     exec(compile(source, "<tapegrad graph>", "exec"), namespace)  # noqa: S102 - our own generated code
     run = namespace["run"]
-    run.source = source
+    # the source of a long graph is kept compressed (it is read only for inspection)
+    run.source = source if len(body) <= CHUNK_LINES else None
+    run.source_zlib = zlib.compress(source.encode()) if run.source is None else None
     run.buffers = buffers
     return run
+
+
+def source_of(run: Callable) -> str:
+    """The generated source of a compiled graph's ``run`` function."""
+    return run.source if run.source is not None else zlib.decompress(run.source_zlib).decode()
 
 
 def _inplace_candidates(node: Node) -> list[Value]:
@@ -251,3 +263,55 @@ def _inplace_candidates(node: Node) -> list[Value]:
         return [i for p, i in enumerate(inputs) if p in allowed and id(i) not in later]
     allowed = KERNELS[node.op.name].inplace
     return [i for p, i in enumerate(node.inputs) if p in allowed]
+
+
+# A long graph is emitted as several functions of at most this many lines: compiling one
+# huge function costs more time per line, and its compiler's peak memory stays in the
+# process (about 4 KB per line).
+CHUNK_LINES = 1000
+
+_LOCAL = re.compile(r"\b[vic]\d+\b")  # the generated code's local names: values, inputs, captures
+_ASSIGN = re.compile(r"^((?:[vic]\d+)(?:, *[vic]\d+)*),? = ")
+
+
+def _chunked(body: list[str], defaults: list[str]) -> str:
+    """``run(I, C)`` calling one function per chunk of ``body``. A local that a later chunk
+    reads is handed over in the slot list ``S``; a slot is cleared by the chunk that reads it
+    last, so intermediates die as they do in one function."""
+    chunks = [body[k:k + CHUNK_LINES] for k in range(0, len(body), CHUNK_LINES)]
+    reads: list[set[str]] = []  # per chunk: names read before the chunk defines them
+    writes: list[set[str]] = []
+    for lines in chunks:
+        defined: set[str] = set()
+        read: set[str] = set()
+        for line in lines:
+            match = _ASSIGN.match(line)
+            targets = set(_LOCAL.findall(match.group(1))) if match else set()
+            used = _LOCAL.findall(line[match.end():] if match else line)
+            read.update(n for n in used if n not in defined)
+            defined |= targets
+        reads.append(read)
+        writes.append(defined)
+    slots: dict[str, int] = {}
+    last_read: dict[str, int] = {}
+    for k, read in enumerate(reads):
+        for name in read:
+            slots.setdefault(name, len(slots))
+            last_read[name] = k
+    default_set = set(defaults)
+    functions = []
+    for k, lines in enumerate(chunks):
+        text = "\n".join(lines)
+        used_defaults = [n for n in re.findall(r"\b\w+\b", text) if n in default_set]
+        params = "".join(f", {n}={n}" for n in dict.fromkeys(used_defaults))
+        code = [f"def chunk{k}(S, I, C{params}):"]
+        code += [f"    {n} = S[{slots[n]}]" for n in sorted(reads[k])]
+        code += [f"    S[{slots[n]}] = None" for n in sorted(reads[k]) if last_read[n] == k]
+        code += ["    " + line for line in lines]
+        if k < len(chunks) - 1:
+            handed = sorted(n for n in writes[k] if n in slots and last_read[n] > k)
+            code += [f"    S[{slots[n]}] = {n}" for n in handed]
+        functions.append("\n".join(code))
+    calls = [f"    chunk{k}(S, I, C)" for k in range(len(chunks) - 1)]
+    run = ["def run(I, C):", f"    S = [None] * {len(slots)}", *calls, f"    return chunk{len(chunks) - 1}(S, I, C)"]
+    return "\n\n".join(functions + ["\n".join(run)])

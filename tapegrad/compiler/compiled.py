@@ -60,9 +60,11 @@ class _Compiled:
         self.traced = graph
         self.n_outputs = len(graph.outputs)
         self.residuals = [n.output for n in graph.nodes if n.effect is None and n.op.impure]
-        runnable = Graph(graph.inputs, graph.captures, graph.nodes, graph.outputs + self.residuals)
-        self.graph = passes.optimize(runnable) if optimize else runnable
+        self._optimize = optimize
+        # The optimised graph is not kept once its code exists (it is as big as the traced one);
+        # ``graph`` rebuilds it for a listing or another thread's copy of the code.
         self.run = codegen.generate(self.graph)
+        self.captured = [v.payload for v in graph.captures]
         # The generated code writes into buffers of its own. A call that finds it running in
         # another thread takes a copy with other buffers (generated when first needed).
         self._running = threading.Lock()
@@ -75,8 +77,15 @@ class _Compiled:
         # (found when the backward pass is traced for that set).
         self.unconnected: dict[tuple[bool, ...], set[int]] = {}
 
+    @property
+    def graph(self) -> Graph:
+        """The optimised graph that the generated code runs."""
+        traced = self.traced
+        runnable = Graph(traced.inputs, traced.captures, traced.nodes, traced.outputs + self.residuals)
+        return passes.optimize(runnable) if self._optimize else runnable
+
     def execute(self, arrays: list) -> tuple[list, list]:
-        captures = [v.payload for v in self.graph.captures]
+        captures = self.captured
         if self._running.acquire(blocking=False):
             try:
                 values = self.run(arrays, captures)

@@ -32,6 +32,10 @@ class Value:
         return f"%{self.id}"
 
 
+# The params of a node without parameters: one shared dict, never written to.
+_NO_PARAMS: dict = {}
+
+
 class Node:
     __slots__ = ("op", "inputs", "params", "output", "effect")
 
@@ -39,7 +43,7 @@ class Node:
                  effect: Effect | None = None) -> None:
         self.op = op  # a Primitive, or a Fused group after fusion
         self.inputs = inputs
-        self.params = params or {}
+        self.params = params or _NO_PARAMS
         self.output = output
         self.effect = effect
 

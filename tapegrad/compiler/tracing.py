@@ -24,6 +24,14 @@ from ..autodiff.variable import Variable, wrap
 from ..errors import TracingError
 from .ir import Effect, Graph, Node, Value
 
+_shapes: dict[tuple, tuple] = {}
+
+
+def shape_of(x: Any) -> tuple[int, ...]:
+    """x's shape, as one shared tuple per distinct shape (a graph has many values of few shapes)."""
+    shape = x.shape if hasattr(x, "shape") else np.shape(x)
+    return _shapes.setdefault(shape, shape)
+
 
 class Tracer:
     def __init__(self, allow_new_variables: bool) -> None:
@@ -33,11 +41,12 @@ class Tracer:
         self.inputs: list[Value] = []
         self.captures: list[Value] = []
         self.allow_new_variables = allow_new_variables
-        self.variable_of: dict[int, Variable] = {}  # node value id -> the Variable computed while tracing
+        # node value id -> the Variable an impure node (a random draw) computed while tracing
+        self.variable_of: dict[int, Variable] = {}
 
     # -- values ------------------------------------------------------------------------
     def placeholder(self, var: Variable) -> Value:
-        v = Value("input", np.shape(var._value), np.result_type(var._value), len(self.inputs))
+        v = Value("input", shape_of(var._value), np.result_type(var._value), len(self.inputs))
         self.values[id(var)] = v
         self.keep.append(var)
         self.inputs.append(v)
@@ -46,7 +55,7 @@ class Tracer:
     def value_of(self, var: Variable) -> Value:
         v = self.values.get(id(var))
         if v is None:
-            v = Value("capture", np.shape(var._value), np.result_type(var._value), var)
+            v = Value("capture", shape_of(var._value), np.result_type(var._value), var)
             self.values[id(var)] = v
             self.keep.append(var)
             self.captures.append(v)
@@ -58,7 +67,7 @@ class Tracer:
 
     @staticmethod
     def const(x: Any) -> Value:
-        return Value("const", np.shape(x), np.result_type(x), x)
+        return Value("const", shape_of(x), np.result_type(x), x)
 
     # -- recording -----------------------------------------------------------------------
     def record(self, prim: Any, args: tuple, vals: Any, params: dict | None, out: Variable) -> None:
@@ -72,12 +81,14 @@ class Tracer:
                 inputs.append(self.const(v))
         if not has_variable:
             return  # a constant result: used later, it is captured like any other Variable
-        value = Value("node", np.shape(out._value), np.result_type(out._value))
-        node = Node(prim, inputs, dict(params) if params else None, value)
+        result = out._value
+        value = Value("node", shape_of(result), result.dtype)  # (an ndarray or a NumPy scalar)
+        node = Node(prim, tuple(inputs), dict(params) if params else None, value)
         value.payload = node
         self.values[id(out)] = value
         self.keep.append(out)
-        self.variable_of[value.id] = out
+        if prim.impure:
+            self.variable_of[value.id] = out
         self.nodes.append(node)
 
     def effect(self, name: str, run: Callable[..., None], describe: str, inputs: list[Any]) -> None:
