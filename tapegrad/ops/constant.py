@@ -1,9 +1,10 @@
 """Ops whose results are constants: creation, cast, one_hot, bandpart, shape, stop_gradient.
 
-None of them is recorded on a tape: their results have no gradient. Those whose result depends
-on the values of a Variable (cast, one_hot, bandpart, stop_gradient) apply non-differentiable
-primitives to it, so that a compiled Function computes them from each call's inputs instead of
-keeping the values seen while tracing.
+None of them is recorded on a tape: their results have no gradient, except ``cast`` from a
+float dtype to a float dtype, which passes the gradient back in the source's dtype (as
+TensorFlow, PyTorch and JAX do). Those whose result depends on the values of a Variable
+(cast, one_hot, bandpart, stop_gradient) apply primitives to it, so that a compiled Function
+computes them from each call's inputs instead of keeping the values seen while tracing.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from typing import Any
 import numpy as np
 
 from .. import _dtypes
+from ..autodiff.broadcast import astype_p
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable, wrap
 from ..errors import OpTypeError, OpValueError
+from .elementwise import nop_p
 
 ArrayLike = Any
 
@@ -71,9 +74,16 @@ stop_gradient_p = Primitive("stop_gradient", lambda x: x, differentiable=False)
 
 
 def cast(x: ArrayLike, dtype: Any) -> Variable:
-    """x converted to ``dtype``. Not differentiable: the result is a constant."""
+    """x converted to ``dtype``.
+
+    Between float dtypes the cast is differentiable: the gradient comes back converted to
+    x's dtype, to any order. A cast to an int or bool dtype (or from one) is a constant."""
     dtype = _dtypes.as_dtype(dtype, "cast")
     if isinstance(x, Variable):
+        if dtype.kind == "f" and x._value.dtype.kind == "f":
+            if dtype == x._value.dtype:
+                return nop_p.apply1(x)
+            return astype_p.apply(x, dtype=dtype)  # its VJP casts the cotangent back: astype_p again
         return cast_p.apply(x, dtype=dtype)
     return wrap(_value(x, "cast").astype(dtype))
 
