@@ -91,6 +91,24 @@ def test_axis_helpers_directly():
         axis_index(0.5, 2, "concat")
 
 
+@pytest.mark.parametrize("call, words", [
+    (lambda: tg.one_hot(np.array([0, 1]), 2.7), ["one_hot: argument depth must be an int", "float 2.7"]),
+    (lambda: tg.one_hot(np.array([0, 1]), True), ["one_hot: argument depth", "bool True"]),
+    (lambda: tg.bandpart(X, 0.5, 0), ["bandpart: argument lower must be an int", "float 0.5"]),
+    (lambda: tg.bandpart(X, 0, -1.0), ["bandpart: argument upper", "float -1.0"]),
+])
+def test_integer_parameters_are_not_truncated(call, words):
+    with pytest.raises(TypeError) as info:
+        call()
+    for word in words:
+        assert word in str(info.value), f"{word!r} not in {str(info.value)!r}"
+
+
+def test_integer_parameters_accept_numpy_integers():
+    np.testing.assert_array_equal(tg.one_hot(np.array([1]), np.int64(3)).value(), [[0.0, 1.0, 0.0]])
+    np.testing.assert_array_equal(tg.bandpart(X, np.int32(0), np.int64(0)).value(), [[0.0, 0.0, 0.0], [0.0, 4.0, 0.0]])
+
+
 # -- composite ops name themselves ----------------------------------------------------------------
 x23 = tg.Variable(np.ones((2, 3), np.float32))
 

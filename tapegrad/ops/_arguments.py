@@ -1,6 +1,7 @@
 """Checks of public ops' arguments, with errors that name the public op and its argument.
 
-:func:`number` converts a scalar parameter (``negative_slope``, ``rate``) to a float.
+:func:`number` converts a scalar parameter (``negative_slope``, ``rate``) to a float and
+:func:`integer` an integer one (``depth``): a float is an error there, never truncated.
 
 Errors of public ops that are made of several primitives name the public op:
 ``scale(alpha, x)`` is ``mul(alpha, x)``: a bad ``alpha`` fails inside ``mul``, whose message
@@ -48,6 +49,14 @@ def number(value: Any, op: str, arg: str) -> float:
         raise  # e.g. float() of a value traced by a compiled Function: its own message
     except (TypeError, ValueError):
         raise OpTypeError(f"{op}: argument {arg} must be a number, got {_shown(value)}") from None
+
+
+def integer(value: Any, op: str, arg: str) -> int:
+    """An integer parameter (a Python or NumPy integer, not a bool) as an int; a float is an
+    error naming ``op`` and ``arg``, never truncated."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return int(value)
+    raise OpTypeError(f"{op}: argument {arg} must be an int, got {_shown(value)}")
 
 
 def _shown(value: Any) -> str:

@@ -18,6 +18,7 @@ from ..autodiff.broadcast import astype_p
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable, wrap
 from ..errors import OpTypeError, OpValueError
+from ._arguments import integer
 from .elementwise import nop_p
 
 ArrayLike = Any
@@ -105,7 +106,9 @@ def one_hot(indices: ArrayLike, depth: int, dtype: Any = None, on_value: float =
     idx = _value(indices, "one_hot", "indices")
     if idx.dtype.kind not in "iu":
         raise OpTypeError(f"one_hot: indices must be integers, got dtype {idx.dtype}")
-    depth = int(depth)
+    depth = integer(depth, "one_hot", "depth")
+    if depth < 0:
+        raise OpValueError(f"one_hot: argument depth must be >= 0, got {depth}")
     if idx.size and (idx.min() < 0 or idx.max() >= depth):
         bad = idx.min() if idx.min() < 0 else idx.max()
         raise OpValueError(f"one_hot: index {bad} is out of range for depth {depth}")
@@ -129,6 +132,7 @@ def bandpart(x: ArrayLike, lower: int, upper: int) -> Variable:
     """Keep the band of each matrix (last two axes): ``lower`` diagonals below and ``upper``
     above the main one (negative: keep the whole triangle); zero the rest. Not differentiable."""
     v = _value(x, "bandpart")
+    lower, upper = integer(lower, "bandpart", "lower"), integer(upper, "bandpart", "upper")
     if v.ndim < 2:
         raise OpValueError(f"bandpart: x must have at least 2 dimensions, got shape {v.shape}")
     if isinstance(x, Variable):
