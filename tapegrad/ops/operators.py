@@ -74,8 +74,11 @@ def _install() -> None:
     cls.__bool__ = truth
 
     def refuse_item_assignment(self: Variable, index: Any, value: Any) -> None:
+        shown = repr(index)
+        if len(shown) > 40:
+            shown = f"<{type(index).__name__}>"
         raise OpTypeError(
-            f"Variable does not support item assignment (v[{index!r}] = ...): Variables are immutable. "
+            f"Variable does not support item assignment (v[{shown}] = ...): Variables are immutable. "
             f"Use v.assign(new_value) to replace the whole value in place, or make a new Variable with "
             f"tapegrad.where(mask, new_values, v) (a functional, differentiable update)"
         )
