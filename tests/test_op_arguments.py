@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from tapegrad.ops._axis import axis_index, axis_tuple
+from tapegrad.ops._axis import axis_index, axis_permutation, axis_tuple
 from tapegrad.ops.loss_ops import softmax_cross_entropy
 
 X = tg.Variable(np.arange(6.0).reshape(2, 3))
@@ -91,14 +91,27 @@ def test_axis_helpers_directly():
         axis_index(0.5, 2, "concat")
 
 
+def test_axis_permutation():
+    assert axis_permutation(None, 3, "op") is None
+    assert axis_permutation((-1, 0, 1), 3, "op") == (2, 0, 1)
+    assert axis_permutation(np.array([1, 0]), 2, "op") == (1, 0)
+    with pytest.raises(TypeError, match=r"transpose: argument perm must be a tuple of ints, got tuple \(1.5, 0\)"):
+        axis_permutation((1.5, 0), 2, "transpose")
+    with pytest.raises(ValueError, match=r"transpose: argument perm=\(0, 0\) is not a permutation .* \(shape \(2, 3"):
+        axis_permutation((0, 0), 2, "transpose", shape=(2, 3))
+
+
 @pytest.mark.parametrize("call, words", [
+    (lambda: X.transpose(1.5, 0), ["Variable.transpose: argument axes must be a tuple of ints", "(1.5, 0)"]),
+    (lambda: X.transpose((0, 0)), ["Variable.transpose: argument axes=(0, 0)", "(2, 3)"]),
+    (lambda: X.transpose((True, 0)), ["Variable.transpose", "(True, 0)"]),
     (lambda: tg.one_hot(np.array([0, 1]), 2.7), ["one_hot: argument depth must be an int", "float 2.7"]),
     (lambda: tg.one_hot(np.array([0, 1]), True), ["one_hot: argument depth", "bool True"]),
     (lambda: tg.bandpart(X, 0.5, 0), ["bandpart: argument lower must be an int", "float 0.5"]),
     (lambda: tg.bandpart(X, 0, -1.0), ["bandpart: argument upper", "float -1.0"]),
 ])
 def test_integer_parameters_are_not_truncated(call, words):
-    with pytest.raises(TypeError) as info:
+    with pytest.raises((TypeError, ValueError)) as info:
         call()
     for word in words:
         assert word in str(info.value), f"{word!r} not in {str(info.value)!r}"

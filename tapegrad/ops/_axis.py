@@ -8,7 +8,8 @@ the argument, its value and the rank (and shape, when given) it was checked agai
 
 * :func:`axis_index` checks one axis and returns it in ``range(ndim)``;
 * :func:`axis_tuple` checks None, one axis or a tuple of them and returns None or a
-  sorted tuple of axes in ``range(ndim)``.
+  sorted tuple of axes in ``range(ndim)``;
+* :func:`axis_permutation` checks a ``perm`` argument (transpose).
 
 An op that inserts an axis (``expand_dims``, ``stack``) checks against ``ndim + 1``.
 """
@@ -91,3 +92,21 @@ def axis_tuple(axis: Any, ndim: int, op: str, arg: str = "axis", shape: Any = No
         raise OpValueError(f"{op}: argument {arg}={axis!r} names axis {repeated} more than once "
                            f"(axes of {_where(ndim, shape)})")
     return tuple(sorted(out))
+
+
+def axis_permutation(perm: Any, ndim: int, op: str, arg: str = "perm", shape: Any = None) -> tuple[int, ...] | None:
+    """Check a permutation of the ``ndim`` axes (None: reversed, returned as None); return it
+    with negative axes counted from the end."""
+    if perm is None:
+        return None
+    items = list(perm) if isinstance(perm, (tuple, list)) or np.ndim(perm) == 1 else [perm]
+    out = []
+    for item in items:
+        a = _integer(item)
+        if a is None:
+            raise _type_error(perm, op, arg, "a tuple of ints")
+        out.append(a + ndim if -ndim <= a < 0 else a)
+    if sorted(out) != list(range(ndim)):
+        raise OpValueError(f"{op}: argument {arg}={perm!r} is not a permutation of the axes of "
+                           f"{_where(ndim, shape)}")
+    return tuple(out)

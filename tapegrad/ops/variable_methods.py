@@ -24,7 +24,7 @@ import numpy as np
 from .. import _dtypes
 from ..autodiff.variable import Variable
 from ..errors import OpTypeError, OpValueError, describe
-from ._axis import axis_tuple
+from ._axis import axis_permutation, axis_tuple
 from .constant import cast
 from .elementwise import clip_by_value, nop
 from .reduction import (
@@ -96,7 +96,7 @@ def _transpose(self: Variable, *axes: Any, perm: Any = None) -> Variable:
     """Permute the axes: ``v.transpose()``, ``v.transpose(1, 0)`` or ``v.transpose((1, 0))``."""
     if axes:
         perm = axes[0] if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)) else axes
-    return transpose(self, perm)
+    return transpose(self, axis_permutation(perm, self.ndim, "Variable.transpose", "axes", self.shape))
 
 
 def _ravel(self: Variable, order: str = "C") -> Variable:
