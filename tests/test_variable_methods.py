@@ -265,6 +265,7 @@ def test_out_is_refused_with_a_clear_message(call, method):
     (lambda v: np.max(v, initial=5.0), ["Variable.max", "initial=5.0"]),
     (lambda v: v.ravel(order="F"), ["Variable.ravel", "order='F'"]),
     (lambda v: v.sum(dtype="banana"), ["Variable.sum", "banana"]),
+    (lambda v: v.sum(0, True), ["Variable.sum", "dtype=True", "keepdims=True by keyword"]),
     (lambda v: v.sum(axis=1.5), ["Variable.sum", "axis", "1.5"]),
     (lambda v: v.prod(axis=(0, 0)), ["Variable.prod", "axis", "(0, 0)"]),
     (lambda v: v.squeeze(axis=0.0), ["Variable.squeeze", "axis", "0.0"]),

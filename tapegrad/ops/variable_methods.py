@@ -57,6 +57,9 @@ def _numpy_only(method: str, out: Any, extra: dict[str, Any]) -> None:
 def _as(x: Variable, dtype: Any, method: str) -> Variable:
     if dtype is None:
         return x
+    if isinstance(dtype, (bool, np.bool_)):  # v.sum(0, True): keepdims meant, in PyTorch's order
+        raise OpTypeError(f"Variable.{method}: dtype={dtype!r} is not a dtype; the arguments are NumPy's "
+                          f"(axis, dtype, out, keepdims): pass keepdims={dtype!r} by keyword")
     dtype = _dtypes.as_dtype(dtype, f"Variable.{method}")
     return x if dtype == x.dtype else cast(x, dtype)
 
