@@ -1071,7 +1071,7 @@ NON_DIFF = {
     "greater": (lambda x: tg.greater(x, 0.5), lambda x: np.greater(x, 0.5)),
     "less": (lambda x: tg.less(x, 0.5), lambda x: np.less(x, 0.5)),
     "cast int32": (lambda x: tg.cast(x * 4.0, "int32"), lambda x: (x * 4.0).astype(np.int32)),
-    "cast float32": (lambda x: tg.cast(x, np.float32), lambda x: x.astype(np.float32)),
+    "cast bool": (lambda x: tg.cast(x - 0.5, np.bool_), lambda x: (x - 0.5).astype(np.bool_)),
     "zeros": (lambda x: tg.zeros((2, 3), "float64"), lambda x: np.zeros((2, 3))),
     "ones": (lambda x: tg.ones((4, 1), np.float32), lambda x: np.ones((4, 1), np.float32)),
     "zeros_like": (lambda x: tg.zeros_like(x), np.zeros_like),
@@ -1093,6 +1093,20 @@ def test_s4_non_differentiable_ops(name):
     assert type(out) is tg.Variable and out.dtype == np_fn(xv).dtype
     np.testing.assert_array_equal(out.value(), np_fn(xv))
     assert tape.gradient(out, x) is None
+
+
+# "`cast` passes the gradient between float dtypes (in the source's dtype, to any order, as TensorFlow, PyTorch
+# and JAX do) and blocks it to int or bool."
+def test_s4_cast_passes_the_gradient_between_float_dtypes():
+    x = tg.Variable(np.array([0.5, -2.0], np.float32))
+    with tg.GradientTape() as outer:
+        with tg.GradientTape() as inner:
+            y = tg.reduce_sum(tg.cast(x, "float64") ** 3)
+        dy = inner.gradient(y, x)
+    d2y = outer.gradient(dy, x)
+    assert (y.dtype, dy.dtype, d2y.dtype) == (np.float64, np.float32, np.float32)
+    np.testing.assert_array_equal(dy.value(), [0.75, 12.0])
+    np.testing.assert_array_equal(d2y.value(), [3.0, -12.0])
 
 
 # "Numerics: `log_softmax`, `logsumexp` and cross-entropy from logits are stable for logits of 1e4 and more"

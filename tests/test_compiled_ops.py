@@ -89,6 +89,8 @@ CASES = {
     "ones_like": (lambda x: tg.ones_like(x) + x, [floats(3)], 2),
     "pow": (tg.pow, [positive(4), floats(4)], 2),
     "reciprocal": (tg.reciprocal, [positive(4)], 2),
+    "prod": (lambda x: tg.prod(x, axis=1), [floats(3, 4)], 2),
+    "prod_with_zeros": (lambda x: tg.prod(tg.relu(x), axis=0), [floats(4, 3)], 1),
     "reduce_max": (lambda x: tg.reduce_max(x, axis=0), [floats(3, 4)], 2),
     "reduce_mean": (lambda x: tg.reduce_mean(x, axis=1, keepdims=True), [floats(3, 4)], 2),
     "reduce_min": (lambda x: tg.reduce_min(x), [floats(3, 4)], 2),

@@ -2,6 +2,7 @@
 a Variable; the primitives (``*_p``) are what VJP rules and the compiler use."""
 
 from . import operators as _operators  # noqa: F401 - installs Variable's operators
+from . import variable_methods as _variable_methods  # noqa: F401 - installs Variable's ndarray-like methods
 from .activation import log_softmax, relu, sigmoid, softmax, softplus
 from .constant import bandpart, cast, one_hot, ones, ones_like, shape, stop_gradient, zeros, zeros_like
 from .elementwise import (
@@ -46,7 +47,7 @@ from .elementwise import (
 from .indexing import gather, getitem
 from .linalg import matmul
 from .nn_ops import dropout, elu, erf, erfc, gelu, leaky_relu, silu
-from .reduction import argmax, argmin, logsumexp, reduce_max, reduce_mean, reduce_min, reduce_sum
+from .reduction import argmax, argmin, logsumexp, prod, reduce_max, reduce_mean, reduce_min, reduce_sum
 from .shape import broadcast_to, concat, expand_dims, reshape, split, squeeze, stack, transpose
 from .tiling import repeat
 
@@ -55,7 +56,7 @@ __all__ = [
     "div", "equal", "exp", "expand_dims", "expm1", "gather", "getitem", "greater", "greater_equal",
     "increment", "isfinite", "isnan", "less", "less_equal", "log", "log1p", "log_softmax", "logical_and",
     "logical_not", "logical_or", "logsumexp", "matmul", "maximum", "minimum", "mul", "neg", "nop",
-    "not_equal", "one_hot", "ones", "ones_like", "pow", "reciprocal", "reduce_max", "reduce_mean",
+    "not_equal", "one_hot", "ones", "ones_like", "pow", "prod", "reciprocal", "reduce_max", "reduce_mean",
     "reduce_min", "reduce_sum", "relu", "repeat", "reshape", "scale", "shape", "sigmoid", "sign", "sin",
     "softmax", "softplus", "split", "sqrt", "square", "squeeze", "stack", "stop_gradient", "sub", "tan",
     "tanh", "transpose", "where", "zeros", "zeros_like",

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable
-from ..errors import OpValueError
+from ._axis import axis_index
 from .elementwise import exp_p, greater_p, where_p
 from .reduction import reduce_sum_p
 
@@ -93,10 +93,8 @@ def softplus(x: ArrayLike) -> Variable:
 
 
 def _axis(x: ArrayLike, axis: int, op: str) -> int:
-    ndim = np.ndim(x._value if isinstance(x, Variable) else x)
-    if ndim == 0 or not -ndim <= axis < ndim:
-        raise OpValueError(f"{op}: axis {axis} is out of range for an input of rank {ndim}")
-    return axis % ndim
+    shape = np.shape(x._value if isinstance(x, Variable) else x)
+    return axis_index(axis, len(shape), op, shape=shape)
 
 
 def softmax(x: ArrayLike, axis: int = -1) -> Variable:

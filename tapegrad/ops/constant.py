@@ -1,9 +1,10 @@
 """Ops whose results are constants: creation, cast, one_hot, bandpart, shape, stop_gradient.
 
-None of them is recorded on a tape: their results have no gradient. Those whose result depends
-on the values of a Variable (cast, one_hot, bandpart, stop_gradient) apply non-differentiable
-primitives to it, so that a compiled Function computes them from each call's inputs instead of
-keeping the values seen while tracing.
+None of them is recorded on a tape: their results have no gradient, except ``cast`` from a
+float dtype to a float dtype, which passes the gradient back in the source's dtype (as
+TensorFlow, PyTorch and JAX do). Those whose result depends on the values of a Variable
+(cast, one_hot, bandpart, stop_gradient) apply primitives to it, so that a compiled Function
+computes them from each call's inputs instead of keeping the values seen while tracing.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from typing import Any
 import numpy as np
 
 from .. import _dtypes
+from ..autodiff.broadcast import astype_p
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable, wrap
 from ..errors import OpTypeError, OpValueError
+from ._arguments import integer
+from .elementwise import nop_p
 
 ArrayLike = Any
 
@@ -71,9 +75,16 @@ stop_gradient_p = Primitive("stop_gradient", lambda x: x, differentiable=False)
 
 
 def cast(x: ArrayLike, dtype: Any) -> Variable:
-    """x converted to ``dtype``. Not differentiable: the result is a constant."""
+    """x converted to ``dtype``.
+
+    Between float dtypes the cast is differentiable: the gradient comes back converted to
+    x's dtype, to any order. A cast to an int or bool dtype (or from one) is a constant."""
     dtype = _dtypes.as_dtype(dtype, "cast")
     if isinstance(x, Variable):
+        if dtype.kind == "f" and x._value.dtype.kind == "f":
+            if dtype == x._value.dtype:
+                return nop_p.apply1(x)
+            return astype_p.apply(x, dtype=dtype)  # its VJP casts the cotangent back: astype_p again
         return cast_p.apply(x, dtype=dtype)
     return wrap(_value(x, "cast").astype(dtype))
 
@@ -95,7 +106,9 @@ def one_hot(indices: ArrayLike, depth: int, dtype: Any = None, on_value: float =
     idx = _value(indices, "one_hot", "indices")
     if idx.dtype.kind not in "iu":
         raise OpTypeError(f"one_hot: indices must be integers, got dtype {idx.dtype}")
-    depth = int(depth)
+    depth = integer(depth, "one_hot", "depth")
+    if depth < 0:
+        raise OpValueError(f"one_hot: argument depth must be >= 0, got {depth}")
     if idx.size and (idx.min() < 0 or idx.max() >= depth):
         bad = idx.min() if idx.min() < 0 else idx.max()
         raise OpValueError(f"one_hot: index {bad} is out of range for depth {depth}")
@@ -119,6 +132,7 @@ def bandpart(x: ArrayLike, lower: int, upper: int) -> Variable:
     """Keep the band of each matrix (last two axes): ``lower`` diagonals below and ``upper``
     above the main one (negative: keep the whole triangle); zero the rest. Not differentiable."""
     v = _value(x, "bandpart")
+    lower, upper = integer(lower, "bandpart", "lower"), integer(upper, "bandpart", "upper")
     if v.ndim < 2:
         raise OpValueError(f"bandpart: x must have at least 2 dimensions, got shape {v.shape}")
     if isinstance(x, Variable):

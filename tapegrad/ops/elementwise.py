@@ -19,6 +19,7 @@ import numpy as np
 
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable
+from ._arguments import composite
 
 ArrayLike = Any  # a Variable, NumPy array, Python number or nested list
 
@@ -374,11 +375,13 @@ def isnan(x: ArrayLike) -> Variable:
     return isnan_p.apply1(x)
 
 
+@composite("alpha", "x")
 def scale(alpha: ArrayLike, x: ArrayLike) -> Variable:
     """alpha * x (Rindow's scale)."""
     return mul_p.apply2(alpha, x)
 
 
+@composite("x", "beta", "alpha")
 def increment(x: ArrayLike, beta: ArrayLike, alpha: ArrayLike = 1.0) -> Variable:
     """alpha * x + beta (Rindow's increment)."""
     if alpha.__class__ in (int, float) and alpha == 1:

@@ -9,6 +9,7 @@ import numpy as np
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable
 from ..errors import OpValueError
+from ._arguments import composite
 from .shape import reshape_p
 
 ArrayLike = Any
@@ -70,7 +71,15 @@ def matmul(x: ArrayLike, y: ArrayLike, transpose_a: bool = False, transpose_b: b
     if len(xs) == 0 or len(ys) == 0:
         raise OpValueError(f"matmul: arguments must have at least 1 dimension, got x of shape {xs} "
                            f"and y of shape {ys} (use mul for scalars)")
-    # Promote vectors to matrices with reshape (differentiable), multiply, then drop the axis.
+    return _matmul_vectors(x, y, transpose_a, transpose_b)
+
+
+@composite("x", "y", broadcast=False, name="matmul")
+def _matmul_vectors(x: ArrayLike, y: ArrayLike, transpose_a: bool, transpose_b: bool) -> Variable:
+    """matmul with a 1-d argument: promote vectors to matrices with reshape (differentiable),
+    multiply, then drop the added axis."""
+    xs = np.shape(x._value if isinstance(x, Variable) else x)
+    ys = np.shape(y._value if isinstance(y, Variable) else y)
     x2 = reshape_p.apply(x, shape=(1,) + xs) if len(xs) == 1 else x
     y2 = reshape_p.apply(y, shape=ys + (1,)) if len(ys) == 1 else y
     out = matmul_p.apply(x2, y2, transpose_a=bool(transpose_a) and len(xs) > 1,

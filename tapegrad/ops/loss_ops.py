@@ -34,6 +34,7 @@ import numpy as np
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable
 from ..errors import OpTypeError, OpValueError
+from ._axis import axis_index
 from .activation import log_softmax_p, sigmoid_p, softmax_p
 from .reduction import reduce_sum_p
 from .shape import reshape_p
@@ -319,11 +320,9 @@ def sparse_softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike, reduction
 
 def softmax_cross_entropy(logits: ArrayLike, targets: ArrayLike, axis: int = -1) -> Variable:
     """``-sum(targets * log_softmax(logits), axis)``: one value per sample. Stable."""
-    ndim = len(_shape(logits))
-    if not -ndim <= axis < ndim:
-        raise OpValueError(f"softmax_cross_entropy: axis {axis} is out of range for logits of shape "
-                           f"{_shape(logits)}")
-    return softmax_ce_p.apply(logits, targets, axis=axis % ndim)
+    shape = _shape(logits)
+    return softmax_ce_p.apply(logits, targets, axis=axis_index(axis, len(shape), "softmax_cross_entropy",
+                                                               shape=shape))
 
 
 def sigmoid_cross_entropy(logits: ArrayLike, targets: ArrayLike) -> Variable:

@@ -34,6 +34,7 @@ import numpy as np
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable
 from ..errors import OpTypeError, OpValueError
+from ._arguments import composite, number
 from .activation import sigmoid_p
 from .elementwise import exp_p, greater_p, mul_p, nop_p, tanh_p, where_p
 
@@ -310,14 +311,15 @@ def silu(x: ArrayLike) -> Variable:
 
 def leaky_relu(x: ArrayLike, negative_slope: float = 0.2) -> Variable:
     """x where x > 0, else negative_slope * x (Keras default slope 0.2)."""
-    return leaky_relu_p.apply(x, negative_slope=float(negative_slope))
+    return leaky_relu_p.apply(x, negative_slope=number(negative_slope, "leaky_relu", "negative_slope"))
 
 
 def elu(x: ArrayLike, alpha: float = 1.0) -> Variable:
     """x where x > 0, else alpha * (exp(x) - 1)."""
-    return elu_p.apply(x, alpha=float(alpha))
+    return elu_p.apply(x, alpha=number(alpha, "elu", "alpha"))
 
 
+@composite("x")
 def dropout(
     x: ArrayLike,
     rate: float,
@@ -331,7 +333,7 @@ def dropout(
     shares one mask value along the axes where it is 1. ``rng`` is a NumPy Generator,
     a seed, or None for ``tapegrad.nn.random.generator()`` (the library generator).
     """
-    rate = float(rate)
+    rate = number(rate, "dropout", "rate")
     if not 0.0 <= rate < 1.0:
         raise OpValueError(f"dropout: rate must be in [0, 1), got {rate}")
     shape = np.shape(x._value if isinstance(x, Variable) else x)

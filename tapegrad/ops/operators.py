@@ -1,8 +1,10 @@
-"""Python operators and ndarray-like methods of Variable, installed on the class.
+"""Python operators of Variable, installed on the class (its ndarray-like methods are in
+:mod:`.variable_methods`).
 
 Arithmetic operators are differentiable ops; ``< <= > >=`` return bool Variables.
 ``==`` and ``hash`` stay identity-based (use ``equal``). Reflected operators make
-``ndarray - Variable`` and ``2.0 * Variable`` differentiable too.
+``ndarray - Variable`` and ``2.0 * Variable`` differentiable too. ``bool(v)`` of a
+non-scalar and ``v[i] = x`` are refused with messages that say what to use instead.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any, Iterator
 
 from ..autodiff.primitive import _make_apply2
 from ..autodiff.variable import Variable
+from ..errors import OpTypeError, OpValueError
 from .elementwise import (
     abs_p,
     add_p,
@@ -25,8 +28,7 @@ from .elementwise import (
     sub_p,
 )
 from .linalg import matmul
-from .reduction import reduce_max, reduce_mean, reduce_min, reduce_sum
-from .shape import getitem, reshape, transpose
+from .shape import getitem
 
 
 def _install() -> None:
@@ -55,16 +57,33 @@ def _install() -> None:
 
     cls.__iter__ = iterate
 
-    def _reshape(self: Variable, *shape: Any) -> Variable:
-        return reshape(self, shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape)
+    numpy_truth = cls.__bool__
 
-    cls.reshape = _reshape
-    cls.T = property(lambda self: transpose(self))
-    cls.transpose = lambda self, perm=None: transpose(self, perm)
-    cls.sum = lambda self, axis=None, keepdims=False: reduce_sum(self, axis, keepdims)
-    cls.mean = lambda self, axis=None, keepdims=False: reduce_mean(self, axis, keepdims)
-    cls.max = lambda self, axis=None, keepdims=False: reduce_max(self, axis, keepdims)
-    cls.min = lambda self, axis=None, keepdims=False: reduce_min(self, axis, keepdims)
+    def truth(self: Variable) -> bool:
+        try:
+            return numpy_truth(self)
+        except ValueError:  # NumPy's "truth value of an array ... is ambiguous"
+            if self._value.size == 1:
+                raise
+            raise OpValueError(
+                f"bool(): the truth value of a Variable of shape {self._value.shape} is ambiguous (in an if, "
+                f"while, and/or or assert): use v.any() or v.all() to ask whether any or all elements are "
+                f"true, or tapegrad.where(condition, x, y) to choose elementwise"
+            ) from None
+
+    cls.__bool__ = truth
+
+    def refuse_item_assignment(self: Variable, index: Any, value: Any) -> None:
+        shown = repr(index)
+        if len(shown) > 40:
+            shown = f"<{type(index).__name__}>"
+        raise OpTypeError(
+            f"Variable does not support item assignment (v[{shown}] = ...): Variables are immutable. "
+            f"Use v.assign(new_value) to replace the whole value in place, or make a new Variable with "
+            f"tapegrad.where(mask, new_values, v) (a functional, differentiable update)"
+        )
+
+    cls.__setitem__ = refuse_item_assignment
 
 
 _install()

@@ -1,8 +1,8 @@
-"""Reductions: sum, mean, max, min, logsumexp, argmax/argmin.
+"""Reductions: sum, mean, max, min, prod, logsumexp, any/all, argmax/argmin.
 
-``axis`` may be None (all axes), an int or a tuple of ints; ``keepdims`` keeps the
-reduced axes with length 1. Every VJP first reshapes the cotangent to the
-keepdims shape, then broadcasts it against the input.
+``axis`` may be None (all axes), an int or a tuple of ints (checked by ``_axis``);
+``keepdims`` keeps the reduced axes with length 1. Every VJP first reshapes the
+cotangent to the keepdims shape, then broadcasts it against the input.
 """
 
 from __future__ import annotations
@@ -14,32 +14,11 @@ import numpy as np
 from ..autodiff.broadcast import astype_p, broadcast_like_p
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable
-from ..errors import OpValueError
+from ._axis import axis_index, axis_tuple
 from .elementwise import equal_p, exp_p
-from .shape import expand_dims_p
+from .shape import concat_p, expand_dims_p, getitem_p, reshape_p, transpose_p
 
 ArrayLike = Any
-
-
-def normalize_axis(axis: Any, ndim: int, op: str) -> tuple[int, ...] | None:
-    """None, an int or a sequence of ints -> None or a sorted tuple of axes in range."""
-    if axis is None:
-        return None
-    if isinstance(axis, Variable):
-        axis = axis._value.tolist()
-    items = axis if isinstance(axis, (tuple, list)) else (axis,)
-    out = []
-    for a in items:
-        try:
-            a = int(a)
-        except (TypeError, ValueError):
-            raise OpValueError(f"{op}: axis must be None, an int or a tuple of ints, got {axis!r}") from None
-        if not -ndim <= a < ndim:
-            raise OpValueError(f"{op}: axis {a} is out of range for an input of rank {ndim}")
-        out.append(a % ndim)
-    if len(set(out)) != len(out):
-        raise OpValueError(f"{op}: axis {axis!r} repeats an axis")
-    return tuple(sorted(out))
 
 
 def _expand(g: Any, x: Any, axis: tuple[int, ...] | None, keepdims: bool) -> Any:
@@ -81,6 +60,68 @@ reduce_min_p = Primitive("reduce_min", lambda x, axis, keepdims: np.min(x, axis=
 reduce_min_p.defvjp(_chooser_rule)
 
 
+# -- prod: its VJP is the product of the other elements, computed without division ----------
+reduce_prod_p = Primitive("reduce_prod", lambda x, axis, keepdims: np.prod(x, axis=axis, keepdims=keepdims))
+
+
+def _inclusive_products(rows: Any, n: int, last: int, from_end: bool) -> Any:
+    """Running products along the last axis (of length n): x0, x0 x1, ... (or, from_end,
+    ..., x(n-2) x(n-1), x(n-1)). A log-step scan of slices and multiplications only, so
+    that it is differentiable to any order and exact where elements are zero."""
+    step = 1
+    while step < n:
+        head = getitem_p(rows, index=(Ellipsis, slice(0, n - step)))
+        tail = getitem_p(rows, index=(Ellipsis, slice(step, n)))
+        if from_end:
+            rows = concat_p(head * tail, getitem_p(rows, index=(Ellipsis, slice(n - step, n))), axis=last)
+        else:
+            rows = concat_p(getitem_p(rows, index=(Ellipsis, slice(0, step))), tail * head, axis=last)
+        step *= 2
+    return rows
+
+
+def _products_of_others(rows: Any, n: int, last: int) -> Any:
+    """For each element along the last axis (n >= 2), the product of the other elements."""
+    before = _inclusive_products(rows, n, last, from_end=False)
+    after = _inclusive_products(rows, n, last, from_end=True)
+    return concat_p(
+        getitem_p(after, index=(Ellipsis, slice(1, 2))),
+        getitem_p(before, index=(Ellipsis, slice(0, n - 2))) * getitem_p(after, index=(Ellipsis, slice(2, n))),
+        getitem_p(before, index=(Ellipsis, slice(n - 2, n - 1))),
+        axis=last,
+    )
+
+
+def _prod_rule(g: Any, out: Any, x: Any, axis: tuple[int, ...] | None, keepdims: bool) -> Any:
+    # d prod / d x_i is the product of the other elements of x_i's slice. out / x_i would be
+    # NaN where x_i == 0 (and wrong for two zeros): the reduced axes are moved last and
+    # flattened, and the products of the others come from prefix and suffix products.
+    shape = np.shape(x)
+    reduced = tuple(range(len(shape))) if axis is None else axis
+    kept = tuple(a for a in range(len(shape)) if a not in reduced)
+    perm = kept + reduced
+    moved = perm != tuple(range(len(shape)))
+    lead = tuple(shape[a] for a in kept)
+    n = int(np.prod([shape[a] for a in reduced], dtype=np.int64))
+    g_rows = reshape_p(g, shape=lead + (1,))
+    if n < 2:  # one element: its derivative is 1 (none: an empty gradient)
+        d = g_rows if n == 1 else g_rows * reshape_p(x, shape=lead + (0,))
+    else:
+        rows = reshape_p(transpose_p(x, perm=perm) if moved else x, shape=lead + (n,))
+        d = g_rows * _products_of_others(rows, n, len(lead))
+    d = reshape_p(d, shape=tuple(shape[a] for a in perm))
+    return transpose_p(d, perm=tuple(int(i) for i in np.argsort(perm))) if moved else d
+
+
+reduce_prod_p.defvjp(_prod_rule)
+
+# -- any / all (not differentiable) ---------------------------------------------------------
+reduce_any_p = Primitive("reduce_any", lambda x, axis, keepdims: np.any(x, axis=axis, keepdims=keepdims),
+                         differentiable=False)
+reduce_all_p = Primitive("reduce_all", lambda x, axis, keepdims: np.all(x, axis=axis, keepdims=keepdims),
+                         differentiable=False)
+
+
 def _logsumexp_impl(x: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
     m = np.max(x, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0)  # all -inf (or inf) along the axis: no shift
@@ -105,40 +146,57 @@ argmax_p = Primitive("argmax", lambda x, axis: np.argmax(x, axis=axis), differen
 argmin_p = Primitive("argmin", lambda x, axis: np.argmin(x, axis=axis), differentiable=False)
 
 
-def _reduce(prim: Primitive, x: ArrayLike, axis: Any, keepdims: bool) -> Variable:
-    ndim = np.ndim(x._value if isinstance(x, Variable) else x)
-    return prim.apply(x, axis=normalize_axis(axis, ndim, prim.name), keepdims=bool(keepdims))
+def reduce_over(prim: Primitive, x: ArrayLike, axis: Any, keepdims: bool, op: str | None = None) -> Variable:
+    """Apply the reduction ``prim`` over a checked ``axis``; errors name ``op`` (default: prim's name)."""
+    shape = np.shape(x._value if isinstance(x, Variable) else x)
+    return prim.apply(x, axis=axis_tuple(axis, len(shape), op or prim.name, shape=shape), keepdims=bool(keepdims))
 
 
 def reduce_sum(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Variable:
     """Sum over ``axis`` (None: all axes)."""
-    return _reduce(reduce_sum_p, x, axis, keepdims)
+    return reduce_over(reduce_sum_p, x, axis, keepdims)
 
 
 def reduce_mean(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Variable:
     """Mean over ``axis`` (None: all axes)."""
-    return _reduce(reduce_mean_p, x, axis, keepdims)
+    return reduce_over(reduce_mean_p, x, axis, keepdims)
 
 
 def reduce_max(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Variable:
     """Maximum over ``axis``; tied maxima share the gradient evenly."""
-    return _reduce(reduce_max_p, x, axis, keepdims)
+    return reduce_over(reduce_max_p, x, axis, keepdims)
 
 
 def reduce_min(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Variable:
     """Minimum over ``axis``; tied minima share the gradient evenly."""
-    return _reduce(reduce_min_p, x, axis, keepdims)
+    return reduce_over(reduce_min_p, x, axis, keepdims)
+
+
+def prod(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Variable:
+    """Product over ``axis`` (None: all axes). The gradient of each element is the product
+    of the others, exact also where x has zeros; differentiable to any order."""
+    return reduce_over(reduce_prod_p, x, axis, keepdims, "prod")
+
+
+def reduce_any(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Variable:
+    """Whether any element over ``axis`` is true (non-zero), as a bool Variable. Not differentiable."""
+    return reduce_over(reduce_any_p, x, axis, keepdims, "any")
+
+
+def reduce_all(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Variable:
+    """Whether all elements over ``axis`` are true (non-zero), as a bool Variable. Not differentiable."""
+    return reduce_over(reduce_all_p, x, axis, keepdims, "all")
 
 
 def logsumexp(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Variable:
     """log(sum(exp(x))) over ``axis``, computed stably (no overflow for logits of 1e4)."""
-    return _reduce(logsumexp_p, x, axis, keepdims)
+    return reduce_over(logsumexp_p, x, axis, keepdims)
 
 
 def _arg(prim: Primitive, x: ArrayLike, axis: Any) -> Variable:
     if axis is not None:
-        ndim = np.ndim(x._value if isinstance(x, Variable) else x)
-        (axis,) = normalize_axis(int(axis), ndim, prim.name) or (None,)
+        shape = np.shape(x._value if isinstance(x, Variable) else x)
+        axis = axis_index(axis, len(shape), prim.name, shape=shape)
     return prim.apply(x, axis=axis)
 
 
