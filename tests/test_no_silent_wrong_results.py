@@ -148,3 +148,31 @@ def test_gradient_inside_its_persistent_tape_is_recorded_for_the_next_derivative
     d3y = tape.gradient(d2y, x)
     assert (float(dy), float(d2y), float(d3y)) == (27.0, 18.0, 6.0)
     assert float(tape.gradient(dy, x, unconnected_gradients="zero")) == 18.0
+
+
+def test_lists_of_variables_inside_a_function_follow_the_inputs():
+    def program(v):
+        return (tg.reduce_sum(tg.softmax([v, v * 2.0])) + tg.reduce_sum(tg.transpose([v, v]))
+                + tg.reduce_mean([v, v * v], axis=0)[1] + tg.matmul([v, v], [v * 3.0, v])[0, 0]
+                + tg.reduce_sum(tg.cast([v, v], "float32")) + tg.reduce_sum(tg.reshape([v, v], (4,)))
+                + tg.reduce_sum(tg.concat([[v, v], [v, v]], axis=0)))
+
+    assert_compiled_matches_eager(program, [np.array([1.0, 2.0])], [np.array([3.0, -1.0])], order=2)
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: tg.reduce_sum(x, axis=1.7),
+    lambda x: tg.transpose(x, (1.0, 0)),
+    lambda x: tg.expand_dims(x, True),
+    lambda x: tg.squeeze(tg.reshape(x, (2, 1, 3)), 1.2),
+    lambda x: tg.concat([x, x], axis=0.5),
+    lambda x: tg.split(x, 3, axis=1.0),
+    lambda x: tg.stack([x, x], axis=1.5),
+    lambda x: tg.gather(x, [0], axis=True),
+    lambda x: tg.repeat(x, 2, axis=0.9),
+    lambda x: tg.reshape(x, (3.0, 2)),
+    lambda x: tg.broadcast_to(x, (2, 2.5, 3)),
+])
+def test_a_float_or_bool_axis_or_size_is_refused_not_truncated(call):
+    with pytest.raises(TypeError, match="must be"):
+        call(tg.Variable(np.ones((2, 3))))

@@ -21,6 +21,7 @@ from typing import Any, Callable, TypeVar
 import numpy as np
 
 from .. import _dtypes
+from ..autodiff import primitive as _primitive
 from ..autodiff.variable import Variable
 from ..errors import OpTypeError, OpValueError, TapegradError
 
@@ -57,6 +58,39 @@ def integer(value: Any, op: str, arg: str) -> int:
     if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
         return int(value)
     raise OpTypeError(f"{op}: argument {arg} must be an int, got {_shown(value)}")
+
+
+def operand(x: Any, op: str, arg: str = "x") -> Any:
+    """An array argument as the op will use it: a (nested) list or tuple that holds Variables
+    becomes their differentiable stack (with their dtype); anything else is returned as is."""
+    if x.__class__ is list or x.__class__ is tuple:
+        stacked = _primitive.stack_nested(x, op, arg)
+        if stacked is not None:
+            return stacked
+    return x
+
+
+def shape_tuple(shape: Any, op: str, arg: str = "shape", allow_minus_one: bool = False) -> tuple[int, ...]:
+    """A shape argument (an int, a sequence of ints, or an integer array or Variable) as a tuple
+    of ints >= 0 (one -1 allowed with ``allow_minus_one``). A float is an error, never truncated;
+    a Variable computed inside a compiled Function is refused (its value is unknown then)."""
+    if isinstance(shape, Variable):
+        shape._check_untraced(f"{op}: argument {arg}")
+        shape = shape._value
+    if isinstance(shape, np.ndarray):
+        if shape.dtype.kind not in "iu" or shape.ndim > 1:
+            raise OpTypeError(f"{op}: argument {arg} must be ints, got {_shown(shape)}")
+        shape = shape.tolist()
+    items = (shape,) if not isinstance(shape, (tuple, list)) else shape
+    out = []
+    for n in items:
+        if not isinstance(n, (int, np.integer)) or isinstance(n, (bool, np.bool_)):
+            raise OpTypeError(f"{op}: argument {arg} must be a sequence of ints, got {shape!r}")
+        out.append(int(n))
+    if any(n < 0 and not (allow_minus_one and n == -1) for n in out) or out.count(-1) > 1:
+        raise OpValueError(f"{op}: argument {arg} {tuple(out)} has a negative size"
+                           + (" (only one -1 is allowed)" if allow_minus_one else ""))
+    return tuple(out)
 
 
 def _shown(value: Any) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable
+from ._arguments import operand
 from ._axis import axis_index
 from .elementwise import exp_p, greater_p, where_p
 from .reduction import reduce_sum_p
@@ -93,15 +94,17 @@ def softplus(x: ArrayLike) -> Variable:
 
 
 def _axis(x: ArrayLike, axis: int, op: str) -> int:
-    shape = np.shape(x._value if isinstance(x, Variable) else x)
+    shape = np.shape(x._value if isinstance(x, Variable) else x)  # (x is an operand() already)
     return axis_index(axis, len(shape), op, shape=shape)
 
 
 def softmax(x: ArrayLike, axis: int = -1) -> Variable:
     """exp(x) / sum(exp(x)) along ``axis``, computed stably."""
+    x = operand(x, "softmax")
     return softmax_p.apply(x, axis=_axis(x, axis, "softmax"))
 
 
 def log_softmax(x: ArrayLike, axis: int = -1) -> Variable:
     """x - logsumexp(x) along ``axis``, stable for logits of 1e4 and more."""
+    x = operand(x, "log_softmax")
     return log_softmax_p.apply(x, axis=_axis(x, axis, "log_softmax"))

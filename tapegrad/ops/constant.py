@@ -18,13 +18,14 @@ from ..autodiff.broadcast import astype_p
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable, wrap
 from ..errors import OpTypeError, OpValueError
-from ._arguments import integer
+from ._arguments import integer, operand
 from .elementwise import nop_p
 
 ArrayLike = Any
 
 
 def _value(x: Any, op: str, arg: str = "x") -> np.ndarray:
+    x = operand(x, op, arg)
     if isinstance(x, Variable):
         return x._value
     return _dtypes.to_array(x, None, _dtypes.DEFAULT_FLOAT, op, arg)
@@ -80,6 +81,7 @@ def cast(x: ArrayLike, dtype: Any) -> Variable:
     Between float dtypes the cast is differentiable: the gradient comes back converted to
     x's dtype, to any order. A cast to an int or bool dtype (or from one) is a constant."""
     dtype = _dtypes.as_dtype(dtype, "cast")
+    x = operand(x, "cast")
     if isinstance(x, Variable):
         if dtype.kind == "f" and x._value.dtype.kind == "f":
             if dtype == x._value.dtype:
@@ -91,6 +93,7 @@ def cast(x: ArrayLike, dtype: Any) -> Variable:
 
 def stop_gradient(x: ArrayLike) -> Variable:
     """The value of x as a constant: no gradient flows through it."""
+    x = operand(x, "stop_gradient")
     if isinstance(x, Variable):
         return stop_gradient_p.apply(x)
     return wrap(_value(x, "stop_gradient"))
@@ -131,6 +134,7 @@ one_hot_p = Primitive("one_hot", _one_hot_impl, ("indices",), differentiable=Fal
 def bandpart(x: ArrayLike, lower: int, upper: int) -> Variable:
     """Keep the band of each matrix (last two axes): ``lower`` diagonals below and ``upper``
     above the main one (negative: keep the whole triangle); zero the rest. Not differentiable."""
+    x = operand(x, "bandpart")
     v = _value(x, "bandpart")
     lower, upper = integer(lower, "bandpart", "lower"), integer(upper, "bandpart", "upper")
     if v.ndim < 2:

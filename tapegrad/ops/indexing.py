@@ -18,7 +18,9 @@ import numpy as np
 from ..autodiff import state as _state
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable
-from ..errors import OpTypeError, OpValueError, TracingError
+from ..errors import OpTypeError, TracingError
+from ._arguments import operand
+from ._axis import axis_index
 
 ArrayLike = Any
 
@@ -119,6 +121,7 @@ scatter_add_p.defvjp_joint(_scatter_add_rule)
 def getitem(x: ArrayLike, index: Any) -> Variable:
     """x[index] with NumPy semantics (slices, ints, None, Ellipsis, int and bool arrays)."""
     template, arrays = split_index(index)
+    x = operand(x, "getitem")
     return getitem_p.apply(x, *arrays, index=template)
 
 
@@ -143,7 +146,6 @@ def gather(x: ArrayLike, indices: ArrayLike, axis: int = 0) -> Variable:
     dtype = np.result_type(_value(indices))
     if dtype.kind not in "iu":
         raise OpTypeError(f"gather: indices must be integers, got dtype {dtype}")
+    x = operand(x, "gather")
     shape = np.shape(_value(x))
-    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool) or not -len(shape) <= axis < len(shape):
-        raise OpValueError(f"gather: axis {axis!r} is out of range for x of shape {shape}")
-    return gather_p.apply(x, indices, axis=int(axis) % len(shape))
+    return gather_p.apply(x, indices, axis=axis_index(axis, len(shape), "gather", shape=shape))

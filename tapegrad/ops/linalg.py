@@ -9,7 +9,7 @@ import numpy as np
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable
 from ..errors import OpValueError
-from ._arguments import composite
+from ._arguments import composite, operand
 from .shape import reshape_p
 
 ArrayLike = Any
@@ -62,6 +62,7 @@ def matmul(x: ArrayLike, y: ArrayLike, transpose_a: bool = False, transpose_b: b
     A 1-D x is treated as a row vector and a 1-D y as a column vector, as in NumPy;
     the added axis is removed from the result.
     """
+    x, y = operand(x, "matmul", "x"), operand(y, "matmul", "y")
     xs = np.shape(x._value if isinstance(x, Variable) else x)
     ys = np.shape(y._value if isinstance(y, Variable) else y)
     if len(xs) >= 2 and len(ys) >= 2:

@@ -34,7 +34,7 @@ import numpy as np
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable
 from ..errors import OpTypeError, OpValueError
-from ._arguments import composite, number
+from ._arguments import composite, number, operand
 from .activation import sigmoid_p
 from .elementwise import exp_p, greater_p, mul_p, nop_p, tanh_p, where_p
 
@@ -336,6 +336,7 @@ def dropout(
     rate = number(rate, "dropout", "rate")
     if not 0.0 <= rate < 1.0:
         raise OpValueError(f"dropout: rate must be in [0, 1), got {rate}")
+    x = operand(x, "dropout")
     shape = np.shape(x._value if isinstance(x, Variable) else x)
     if noise_shape is not None:
         noise_shape = tuple(None if n is None else int(n) for n in noise_shape)

@@ -14,6 +14,7 @@ import numpy as np
 from ..autodiff.broadcast import astype_p, broadcast_like_p
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable
+from ._arguments import operand
 from ._axis import axis_index, axis_tuple
 from .elementwise import equal_p, exp_p
 from .shape import concat_p, expand_dims_p, getitem_p, reshape_p, transpose_p
@@ -148,6 +149,7 @@ argmin_p = Primitive("argmin", lambda x, axis: np.argmin(x, axis=axis), differen
 
 def reduce_over(prim: Primitive, x: ArrayLike, axis: Any, keepdims: bool, op: str | None = None) -> Variable:
     """Apply the reduction ``prim`` over a checked ``axis``; errors name ``op`` (default: prim's name)."""
+    x = operand(x, op or prim.name)
     shape = np.shape(x._value if isinstance(x, Variable) else x)
     return prim.apply(x, axis=axis_tuple(axis, len(shape), op or prim.name, shape=shape), keepdims=bool(keepdims))
 
@@ -194,6 +196,7 @@ def logsumexp(x: ArrayLike, axis: Any = None, keepdims: bool = False) -> Variabl
 
 
 def _arg(prim: Primitive, x: ArrayLike, axis: Any) -> Variable:
+    x = operand(x, prim.name)
     if axis is not None:
         shape = np.shape(x._value if isinstance(x, Variable) else x)
         axis = axis_index(axis, len(shape), prim.name, shape=shape)

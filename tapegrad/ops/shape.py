@@ -15,18 +15,15 @@ from ..autodiff.broadcast import broadcast_to_p
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable
 from ..errors import OpTypeError, OpValueError
+from ._arguments import operand, shape_tuple
+from ._axis import axis_index, axis_permutation, axis_tuple
 from .indexing import getitem, getitem_p  # noqa: F401 - getitem re-exported
 
 ArrayLike = Any
 
 
 def _value(x: Any) -> Any:
-    if isinstance(x, Variable):
-        return x._value
-    if isinstance(x, (list, tuple)):  # a list holding Variables is their stack (see stack_nested)
-        stacked = stack_nested(x, "", "x")
-        return x if stacked is None else stacked._value
-    return x
+    return x._value if isinstance(x, Variable) else x
 
 
 # -- reshape / transpose ----------------------------------------------------------------
@@ -48,21 +45,16 @@ transpose_p.defvjp(lambda g, out, x, perm: transpose_p(g, perm=_inverse_perm(per
 
 def reshape(x: ArrayLike, shape: Any) -> Variable:
     """A Variable of the same data with a new shape (one dimension may be -1)."""
-    if isinstance(shape, Variable):
-        shape = shape._value
-    shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(n) for n in shape)
-    return reshape_p.apply(x, shape=shape)
+    x = operand(x, "reshape")
+    return reshape_p.apply(x, shape=shape_tuple(shape, "reshape", allow_minus_one=True))
 
 
 def transpose(x: ArrayLike, perm: Any = None) -> Variable:
     """Permute the axes (default: reverse them)."""
+    x = operand(x, "transpose")
     if perm is not None:
-        ndim = np.ndim(_value(x))
-        perm = tuple(int(p) for p in perm)
-        if sorted(p % ndim if ndim else p for p in perm) != list(range(ndim)):
-            raise OpValueError(f"transpose: perm {perm} is not a permutation of the {ndim} axes of x "
-                               f"(shape {np.shape(_value(x))})")
-        perm = tuple(p % ndim for p in perm)
+        shape = np.shape(_value(x))
+        perm = axis_permutation(perm, len(shape), "transpose", shape=shape)
     return transpose_p.apply(x, perm=perm)
 
 
@@ -85,31 +77,32 @@ expand_dims_p.defvjp(lambda g, out, x, axes: squeeze_p(g, axes=axes))
 squeeze_p.defvjp(lambda g, out, x, axes: expand_dims_p(g, axes=axes))
 
 
-def expand_dims(x: ArrayLike, axis: int) -> Variable:
+def expand_dims(x: ArrayLike, axis: int, op: str = "expand_dims") -> Variable:
     """Insert an axis of length 1 at ``axis``."""
-    ndim = np.ndim(_value(x))
-    if not isinstance(axis, (int, np.integer)) or not -ndim - 1 <= axis <= ndim:
-        raise OpValueError(f"expand_dims: axis {axis!r} is invalid for x of shape {np.shape(_value(x))}")
-    return expand_dims_p.apply(x, axes=(int(axis) % (ndim + 1),))
+    x = operand(x, op)
+    shape = np.shape(_value(x))
+    return expand_dims_p.apply(x, axes=(axis_index(axis, len(shape) + 1, op, shape=shape),))
 
 
 def squeeze(x: ArrayLike, axis: Any = None) -> Variable:
     """Remove axes of length 1 (all of them, or those in ``axis``)."""
+    x = operand(x, "squeeze")
     shape = np.shape(_value(x))
-    items = [i for i, n in enumerate(shape) if n == 1] if axis is None else (
-        list(axis) if isinstance(axis, (tuple, list)) else [axis])
-    try:
-        axes = tuple(sorted(int(a) % len(shape) for a in items)) if shape else ()
-        if any(shape[a] != 1 for a in axes) or (not shape and items):
-            raise ValueError("cannot select an axis to squeeze out which has size not equal to one")
-    except (ValueError, TypeError, ZeroDivisionError) as exc:
-        raise OpValueError(f"squeeze: cannot squeeze axis {axis!r} of x with shape {shape}: {exc}") from None
+    if axis is None:
+        axes = tuple(i for i, n in enumerate(shape) if n == 1)
+    else:
+        axes = axis_tuple(axis, len(shape), "squeeze", shape=shape)
+        wide = [a for a in axes if shape[a] != 1]
+        if wide:
+            raise OpValueError(f"squeeze: cannot squeeze axis {wide[0]} of x with shape {shape}: its size is "
+                               f"{shape[wide[0]]}, not 1")
     return squeeze_p.apply(x, axes=axes)
 
 
 def broadcast_to(x: ArrayLike, shape: Any) -> Variable:
     """Broadcast x to ``shape``; the gradient is summed back."""
-    return broadcast_to_p.apply(x, shape=tuple(int(n) for n in shape))
+    x = operand(x, "broadcast_to")
+    return broadcast_to_p.apply(x, shape=shape_tuple(shape, "broadcast_to"))
 
 
 # -- joining and splitting -------------------------------------------------------------
@@ -137,32 +130,31 @@ def concat(xs: list[ArrayLike], axis: int = -1) -> Variable:
     """Join a list of arrays along an existing axis."""
     if not isinstance(xs, (list, tuple)) or not xs:
         raise OpTypeError(f"concat: xs must be a non-empty list of arrays, got {type(xs).__name__}")
-    ndim = np.ndim(_value(xs[0]))
-    if not -ndim <= axis < ndim:
-        raise OpValueError(f"concat: axis {axis} is out of range for inputs of rank {ndim}")
-    return concat_p.apply(*xs, axis=axis % ndim)
+    xs = [operand(x, "concat", f"xs[{i}]") for i, x in enumerate(xs)]
+    shape = np.shape(_value(xs[0]))
+    return concat_p.apply(*xs, axis=axis_index(axis, len(shape), "concat", shape=shape))
 
 
 def stack(xs: list[ArrayLike], axis: int = 0) -> Variable:
     """Join a list of same-shaped arrays along a new axis."""
     if not isinstance(xs, (list, tuple)) or not xs:
         raise OpTypeError(f"stack: xs must be a non-empty list of arrays, got {type(xs).__name__}")
-    return concat([expand_dims(x, axis) for x in xs], axis=axis)
+    shape = np.shape(_value(xs[0]))
+    axis = axis_index(axis, len(shape) + 1, "stack", shape=shape)
+    return concat([expand_dims(x, axis, "stack") for x in xs], axis=axis)
 
 
 def split(x: ArrayLike, sizes: Any, axis: int = 0) -> list[Variable]:
     """Split x along ``axis`` into pieces of the given sizes (or into ``sizes`` equal pieces)."""
+    x = operand(x, "split")
     shape = np.shape(_value(x))
-    ndim = len(shape)
-    if not -ndim <= axis < ndim:
-        raise OpValueError(f"split: axis {axis} is out of range for x of shape {shape}")
-    axis %= ndim
+    axis = axis_index(axis, len(shape), "split", shape=shape)
     length = shape[axis]
-    if isinstance(sizes, (int, np.integer)):
+    if isinstance(sizes, (int, np.integer)) and not isinstance(sizes, (bool, np.bool_)):
         if sizes <= 0 or length % sizes:
             raise OpValueError(f"split: cannot split axis {axis} of length {length} into {sizes} equal pieces")
         sizes = [length // sizes] * int(sizes)
-    sizes = [int(s) for s in sizes]
+    sizes = list(shape_tuple(sizes, "split", "sizes"))
     if sum(sizes) != length or any(s < 0 for s in sizes):
         raise OpValueError(f"split: sizes {sizes} do not add up to the length {length} of axis {axis} "
                            f"(x has shape {shape})")

@@ -14,6 +14,8 @@ from ..autodiff import state as _state
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable
 from ..errors import OpTypeError, OpValueError, TracingError
+from ._arguments import operand
+from ._axis import axis_index
 from .indexing import gather_p
 from .reduction import reduce_sum_p
 from .shape import reshape_p
@@ -40,12 +42,11 @@ repeat_p.defvjp(_repeat_rule)
 
 def repeat(x: ArrayLike, repeats: Any, axis: int | None = None) -> Variable:
     """Repeat each element ``repeats`` times along ``axis`` (None: of the flattened array)."""
+    x = operand(x, "repeat")
     shape = np.shape(_value(x))
     if axis is not None:
-        if not -len(shape) <= axis < len(shape):
-            raise OpValueError(f"repeat: axis {axis} is out of range for x of shape {shape}")
-        axis %= len(shape)
-    if isinstance(repeats, (int, np.integer)):
+        axis = axis_index(axis, len(shape), "repeat", shape=shape)
+    if isinstance(repeats, (int, np.integer)) and not isinstance(repeats, (bool, np.bool_)):
         if repeats < 0:
             raise OpValueError(f"repeat: repeats must be >= 0, got {repeats}")
         return repeat_p.apply(x, repeats=int(repeats), axis=axis)
