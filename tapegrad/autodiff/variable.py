@@ -30,7 +30,9 @@ class Variable:
     differentiated.
     """
 
-    __slots__ = ("_value", "_trainable", "_tapes", "_leaf", "name", "__weakref__")
+    # _traced (set only while a compiled Function traces, see compiler/tracing.py): the graph
+    # value of a Variable the trace computed, tagged with the tracer's serial number.
+    __slots__ = ("_value", "_trainable", "_tapes", "_leaf", "name", "_traced", "__weakref__")
 
     # NumPy must defer to Variable: ``ndarray - Variable`` calls Variable.__rsub__
     # instead of turning the Variable into an array.

@@ -237,10 +237,12 @@ def generate(graph: Graph) -> Callable[[list, list], list]:
     body.append("return [" + ", ".join(returned) + "]")
     if len(body) <= CHUNK_LINES:
         header = "def run(I, C" + "".join(f", {n}={n}" for n in defaults) + "):"
-        source = header + "\n" + "\n".join("    " + line for line in body)
+        pieces = [header + "\n" + "\n".join("    " + line for line in body)]
     else:
-        source = _chunked(body, defaults)
-    exec(compile(source, "<tapegrad graph>", "exec"), namespace)  # noqa: S102 - our own generated code
+        pieces = _chunked(body)
+    for piece in pieces:  # (one compile() per chunk: its peak memory is a chunk's)
+        exec(compile(piece, "<tapegrad graph>", "exec"), namespace)  # noqa: S102 - our own generated code
+    source = "\n\n".join(pieces)
     run = namespace["run"]
     # the source of a long graph is kept compressed (it is read only for inspection)
     run.source = source if len(body) <= CHUNK_LINES else None
@@ -274,7 +276,7 @@ _LOCAL = re.compile(r"\b[vic]\d+\b")  # the generated code's local names: values
 _ASSIGN = re.compile(r"^((?:[vic]\d+)(?:, *[vic]\d+)*),? = ")
 
 
-def _chunked(body: list[str], defaults: list[str]) -> str:
+def _chunked(body: list[str]) -> list[str]:
     """``run(I, C)`` calling one function per chunk of ``body``. A local that a later chunk
     reads is handed over in the slot list ``S``; a slot is cleared by the chunk that reads it
     last, so intermediates die as they do in one function."""
@@ -298,13 +300,11 @@ def _chunked(body: list[str], defaults: list[str]) -> str:
         for name in read:
             slots.setdefault(name, len(slots))
             last_read[name] = k
-    default_set = set(defaults)
     functions = []
     for k, lines in enumerate(chunks):
-        text = "\n".join(lines)
-        used_defaults = [n for n in re.findall(r"\b\w+\b", text) if n in default_set]
-        params = "".join(f", {n}={n}" for n in dict.fromkeys(used_defaults))
-        code = [f"def chunk{k}(S, I, C{params}):"]
+        # (buffers, kernels and constants are read as globals of the namespace: as fast once
+        # specialised, and a thousand default parameters made compiling slow)
+        code = [f"def chunk{k}(S, I, C):"]
         code += [f"    {n} = S[{slots[n]}]" for n in sorted(reads[k])]
         code += [f"    S[{slots[n]}] = None" for n in sorted(reads[k]) if last_read[n] == k]
         code += ["    " + line for line in lines]
@@ -314,4 +314,4 @@ def _chunked(body: list[str], defaults: list[str]) -> str:
         functions.append("\n".join(code))
     calls = [f"    chunk{k}(S, I, C)" for k in range(len(chunks) - 1)]
     run = ["def run(I, C):", f"    S = [None] * {len(slots)}", *calls, f"    return chunk{len(chunks) - 1}(S, I, C)"]
-    return "\n\n".join(functions + ["\n".join(run)])
+    return functions + ["\n".join(run)]

@@ -12,10 +12,12 @@ derivatives through a Function work like any other op.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import threading
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -26,9 +28,22 @@ from ..autodiff.variable import Variable, wrap
 from ..errors import OpTypeError, OpValueError
 from . import codegen, passes
 from .ir import Graph, Value
-from .tracing import Tracer, TracingError, flatten_args, flatten_outputs, trace
+from .tracing import Tracer, TracingError, flatten_args, flatten_outputs, trace, unmark
 
 RETRACE_WARNING_AFTER = 5
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Building a graph allocates many small objects that all stay alive: the cyclic garbage
+    collector would walk them again and again (half the compile time of a long graph)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class TensorSpec:
@@ -209,8 +224,9 @@ class Function:
                     if entry is None or not entry.polymorphic:
                         return self._trace(key, args, kwargs, shapes)
                     # a new size of a free dimension of a shape-polymorphic trace (see _Entry)
-                    compiled = _Compiled(respecialize(entry.base.traced, arrays), entry.base.rebuild_out,
-                                         self.optimize)
+                    with _collector_paused():
+                        compiled = _Compiled(respecialize(entry.base.traced, arrays), entry.base.rebuild_out,
+                                             self.optimize)
                     entry.variants[shapes] = compiled
         outs, residuals = compiled.execute([a._value if isinstance(a, Variable) else a for a in arrays])
         results = [wrap(o) for o in outs]
@@ -227,9 +243,11 @@ class Function:
                 f"input_signature with None for a free dimension, or keep non-array arguments constant",
                 stacklevel=3,
             )
-        graph, result, rebuild_out, tracer = trace(self.fn, args, kwargs, allow_new_variables=self.trace_count == 0,
-                                                   where=f"Function {self.name}")
-        compiled = _Compiled(graph, rebuild_out, self.optimize)
+        with _collector_paused():
+            graph, result, rebuild_out, tracer = trace(self.fn, args, kwargs,
+                                                       allow_new_variables=self.trace_count == 0,
+                                                       where=f"Function {self.name}")
+            compiled = _Compiled(graph, rebuild_out, self.optimize)
         if entry is None:
             self._cache[key] = _Entry(compiled, shapes)
             self._keys.append(key)
@@ -420,7 +438,7 @@ def respecialize(graph: Graph, arrays: list) -> Graph:
     env: dict[int, Any] = {}
     for v, a in zip(graph.inputs, arrays):
         var = a if isinstance(a, Variable) else wrap(a)
-        if id(var) in tracer.values:
+        if tracer.is_traced(var):
             var = wrap(var._value)
         tracer.placeholder(var)
         env[v.id] = var
@@ -437,7 +455,10 @@ def respecialize(graph: Graph, arrays: list) -> Graph:
                 tracer.effect(node.effect.name, node.effect.run, node.effect.describe, inputs)
             else:
                 env[node.output.id] = node.op.apply(*inputs, **node.params)
-    return Graph(tracer.inputs, tracer.captures, tracer.nodes, [tracer.value_of(get(v)) for v in graph.outputs])
+    result = Graph(tracer.inputs, tracer.captures, tracer.nodes, [tracer.value_of(get(v)) for v in graph.outputs])
+    for v in graph.inputs:
+        unmark(env[v.id])
+    return result
 
 
 def same_structure(a: Graph, b: Graph) -> bool:

@@ -40,11 +40,29 @@ def _is_const_scalar(v: Value, number: float) -> bool:
     """A constant whose every element equals ``number`` (e.g. the ones that seed a gradient)."""
     if v.kind != "const":
         return False
+    return _uniform_value(v.payload) == number
+
+
+def _uniform_value(payload: Any) -> Any:
+    """The value every element of a constant has, or None (remembered per constant object:
+    a backward graph reuses a few constants in thousands of nodes)."""
+    key = id(payload)
+    hit = _uniform_cache.get(key)
+    if hit is not None and hit[0] is payload:
+        return hit[1]
     try:
-        c = np.asarray(v.payload)
-        return bool(c.size) and c.size <= 1 << 16 and bool(np.all(c == number))
+        c = np.asarray(payload)
+        value = c.flat[0].item() if c.size and c.size <= 1 << 16 and bool(np.all(c == c.flat[0])) else None
     except (TypeError, ValueError):
-        return False
+        value = None
+    if np.size(payload) <= 64:  # (the cache keeps what it remembers alive: only small constants)
+        if len(_uniform_cache) > 4096:
+            _uniform_cache.clear()
+        _uniform_cache[key] = (payload, value)
+    return value
+
+
+_uniform_cache: dict[int, tuple[Any, Any]] = {}
 
 
 def _is_const_zero(v: Value, negative: bool, result: Value) -> bool:
@@ -233,7 +251,8 @@ def cse(graph: Graph) -> Graph:
         if node.op.impure:  # two random draws are two different values
             nodes.append(node)
             continue
-        key = (id(node.op), _key(node.inputs), _key(node.params))
+        key = (id(node.op), tuple([i.id if i.kind != "const" else _key(i) for i in node.inputs]),
+               _key(node.params) if node.params else ())
         previous = seen.get(key)
         if previous is not None and _same_type(previous, node.output):
             subst[node.output.id] = previous

@@ -14,6 +14,7 @@ part of the graph. ``Variable.assign`` and ``Optimizer.update`` are recorded as 
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Callable
 
 import numpy as np
@@ -33,10 +34,20 @@ def shape_of(x: Any) -> tuple[int, ...]:
     return _shapes.setdefault(shape, shape)
 
 
+_tracer_serials = itertools.count(1)
+
+
 class Tracer:
+    """Records a traced function's primitive applications as graph nodes.
+
+    A Variable the trace computes (or takes as an argument) carries its graph value in its
+    ``_traced`` slot, tagged with this tracer's serial number: the trace keeps no table of
+    the Variables it saw, so the eager values die as the function drops them, as in eager
+    mode. Captured Variables (read from the closure) are kept by their graph values."""
+
     def __init__(self, allow_new_variables: bool) -> None:
-        self.values: dict[int, Value] = {}
-        self.keep: list[Any] = []  # keeps traced objects alive so that their ids stay unique
+        self.serial = next(_tracer_serials)
+        self.capture_of: dict[int, Value] = {}  # id(Variable) -> capture (the Value keeps it alive)
         self.nodes: list[Node] = []
         self.inputs: list[Value] = []
         self.captures: list[Value] = []
@@ -47,23 +58,25 @@ class Tracer:
     # -- values ------------------------------------------------------------------------
     def placeholder(self, var: Variable) -> Value:
         v = Value("input", shape_of(var._value), np.result_type(var._value), len(self.inputs))
-        self.values[id(var)] = v
-        self.keep.append(var)
+        var._traced = (self.serial, v)
         self.inputs.append(v)
         return v
 
     def value_of(self, var: Variable) -> Value:
-        v = self.values.get(id(var))
+        mark = getattr(var, "_traced", None)
+        if mark is not None and mark[0] == self.serial:
+            return mark[1]
+        v = self.capture_of.get(id(var))
         if v is None:
             v = Value("capture", shape_of(var._value), np.result_type(var._value), var)
-            self.values[id(var)] = v
-            self.keep.append(var)
+            self.capture_of[id(var)] = v
             self.captures.append(v)
         return v
 
     def is_traced(self, var: Variable) -> bool:
-        v = self.values.get(id(var))
-        return v is not None and v.kind != "capture"
+        """Whether ``var`` is a value of this trace (an argument or a result of its ops)."""
+        mark = getattr(var, "_traced", None)
+        return mark is not None and mark[0] == self.serial
 
     @staticmethod
     def const(x: Any) -> Value:
@@ -85,8 +98,7 @@ class Tracer:
         value = Value("node", shape_of(result), result.dtype)  # (an ndarray or a NumPy scalar)
         node = Node(prim, tuple(inputs), dict(params) if params else None, value)
         value.payload = node
-        self.values[id(out)] = value
-        self.keep.append(out)
+        out._traced = (self.serial, value)
         if prim.impure:
             self.variable_of[value.id] = out
         self.nodes.append(node)
@@ -181,13 +193,27 @@ def trace(fn: Callable, args: tuple, kwargs: dict, allow_new_variables: bool,
     placeholders = []
     for a in arrays:
         var = a if isinstance(a, Variable) else wrap(a)
-        if id(var) in tracer.values:  # the same Variable passed twice
+        if tracer.is_traced(var):  # the same Variable passed twice
             var = wrap(var._value)
         tracer.placeholder(var)
         placeholders.append(var)
     call_args, call_kwargs = rebuild_args(placeholders)
-    with _state.tracing_scope(tracer):  # an outer tape sees the whole call as one node, recorded by the caller
-        result = fn(*call_args, **call_kwargs)
-    outputs, rebuild_out = flatten_outputs(result, where)
-    graph = Graph(tracer.inputs, tracer.captures, tracer.nodes, [tracer.value_of(o) for o in outputs])
+    try:
+        with _state.tracing_scope(tracer):  # an outer tape sees the whole call as one node, recorded by the caller
+            result = fn(*call_args, **call_kwargs)
+        outputs, rebuild_out = flatten_outputs(result, where)
+        graph = Graph(tracer.inputs, tracer.captures, tracer.nodes, [tracer.value_of(o) for o in outputs])
+    finally:
+        # the caller's Variables (arguments, results) do not keep pointing into the graph
+        for var in placeholders:
+            unmark(var)
+    for var in outputs:
+        unmark(var)
     return graph, result, rebuild_out, tracer
+
+
+def unmark(var: Variable) -> None:
+    try:
+        del var._traced
+    except AttributeError:
+        pass
