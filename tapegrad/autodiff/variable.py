@@ -32,7 +32,8 @@ class Variable:
 
     # _traced (set only while a compiled Function traces, see compiler/tracing.py): the graph
     # value of a Variable the trace computed, tagged with the tracer's serial number.
-    __slots__ = ("_value", "_trainable", "_tapes", "_leaf", "name", "_traced", "__weakref__")
+    # _mask: the sequence mask a layer attached (see ``mask``); unset on most Variables.
+    __slots__ = ("_value", "_trainable", "_tapes", "_leaf", "name", "_traced", "_mask", "__weakref__")
 
     # NumPy must defer to Variable: ``ndarray - Variable`` calls Variable.__rsub__
     # instead of turning the Variable into an array.
@@ -113,6 +114,23 @@ class Variable:
             tracer.effect("assign", lambda _, new: self.assign(new), f"assign {self.name or 'variable'} :=",
                                [self, source])
         return self
+
+    @property
+    def mask(self) -> Any:
+        """The sequence mask a layer attached to this value (a bool Variable of shape
+        ``(batch, time)``: True where a step is real, False where it is padding), or None.
+        ``Embedding(mask_zero=True)`` sets it; layers that keep the time axis pass it on."""
+        return getattr(self, "_mask", None)
+
+    @mask.setter
+    def mask(self, mask: Any) -> None:
+        if mask is None:
+            try:
+                del self._mask
+            except AttributeError:
+                pass
+            return
+        self._mask = mask
 
     @property
     def trainable(self) -> bool:
