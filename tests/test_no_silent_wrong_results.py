@@ -176,3 +176,22 @@ def test_lists_of_variables_inside_a_function_follow_the_inputs():
 def test_a_float_or_bool_axis_or_size_is_refused_not_truncated(call):
     with pytest.raises(TypeError, match="must be"):
         call(tg.Variable(np.ones((2, 3))))
+
+
+def test_a_compiled_embedding_refuses_a_negative_index_as_eager_does():
+    nn = tg.NeuralNetworks()
+    layer = nn.layers.Embedding(5, 3, input_shape=[2])
+    f = tg.Function(lambda i: layer(i))
+    np.testing.assert_array_equal(f(np.array([[0, 4]])).numpy(), layer.embeddings.numpy()[[[0, 4]]])
+    for bad in ([[0, -1]], [[0, 7]]):
+        with pytest.raises(ValueError, match="out of"):
+            layer(np.array(bad))  # eager
+        with pytest.raises(ValueError, match=r"gatherb: index .* out of .*compiled Function"):
+            f(np.array(bad))  # compiled: not the last row, and the error names the op
+
+
+def test_an_error_inside_compiled_code_names_the_op_and_the_shapes():
+    g = tg.Function(lambda W, i: tg.gather(W, i) * 2.0)
+    g(np.ones((3, 2)), np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"gather: index 5 .* \(3, 2\).*compiled Function"):
+        g(np.ones((3, 2)), np.array([0, 5]))

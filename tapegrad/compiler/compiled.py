@@ -25,7 +25,7 @@ from ..autodiff import state as _state
 from ..autodiff.primitive import Primitive, record
 from ..autodiff.tape import GradientTape
 from ..autodiff.variable import Variable, wrap
-from ..errors import OpTypeError, OpValueError
+from ..errors import OpTypeError, OpValueError, TapegradError
 from . import codegen, passes
 from .ir import Graph, Value
 from .tracing import Tracer, TracingError, flatten_args, flatten_outputs, trace, unmark
@@ -228,11 +228,27 @@ class Function:
                         compiled = _Compiled(respecialize(entry.base.traced, arrays), entry.base.rebuild_out,
                                              self.optimize)
                     entry.variants[shapes] = compiled
-        outs, residuals = compiled.execute([a._value if isinstance(a, Variable) else a for a in arrays])
+        values = [a._value if isinstance(a, Variable) else a for a in arrays]
+        try:
+            outs, residuals = compiled.execute(values)
+        except (ValueError, TypeError, IndexError) as exc:
+            raise self._explain(compiled, values, exc) from None
         results = [wrap(o) for o in outs]
         if _state.active_tapes():
             self._record_call(compiled, arrays, results, residuals)
         return compiled.rebuild_out(results)
+
+    def _explain(self, compiled: _Compiled, values: list, exc: Exception) -> Exception:
+        """An error of the generated code, as the op that failed reports it in eager mode: the
+        graph's primitives are replayed eagerly on the same inputs (effects are not run)."""
+        try:
+            with _state.paused():
+                replay(compiled.traced, [wrap(v) for v in values], [v.payload for v in compiled.traced.captures])
+        except (ValueError, TypeError, IndexError) as eager:
+            if isinstance(eager, TapegradError):
+                eager.args = (f"{eager.args[0]} (in compiled Function {self.name})",) + eager.args[1:]
+            return eager
+        return exc
 
     def _trace(self, key: Any, args: tuple, kwargs: dict, shapes: tuple) -> Any:
         entry = self._cache.get(key)

@@ -258,6 +258,9 @@ def _arange_at(n: int, position: int, rank: int) -> np.ndarray:
 
 def _gatherb_impl(params: Any, indices: Any, batch: int, outer: int, inner: int) -> np.ndarray:
     params, indices = np.asarray(params), np.asarray(indices)
+    # NumPy counts a negative index from the end; here it is an error, in a compiled graph too
+    if indices.size and indices.min() < 0:
+        raise IndexError(f"index {indices.min()} is out of range [0, {params.shape[batch + outer]})")
     if batch == 0 and outer == 0 and inner == 0:
         return np.take(params, indices, axis=0)
     return params[gatherb_index(params.shape, indices, batch, outer, inner)]
