@@ -65,6 +65,7 @@ from ..ops.elementwise import (
 from ..ops.loss_ops import sce_p, sigmoid_ce_p, softmax_ce_p, take_class_p
 from ..ops.reduction import reduce_mean_p, reduce_sum_p
 from ..ops.shape import reshape_p
+from . import metrics_base
 
 __all__ = [
     "EPSILON", "Loss", "LossFunctionWrapper", "MeanSquaredError", "MeanAbsoluteError", "Huber",
@@ -532,12 +533,14 @@ class _Crossentropy(Loss):
     from_logits: bool
 
     def accuracy(self, trues: Any, predicts: Any) -> float:
-        """The accuracy of ``predicts`` against ``trues`` that fits this loss (Rindow's loss API)."""
-        from . import metrics
-
-        metric = metrics.get("accuracy", loss=self)
+        """The accuracy of ``predicts`` against ``trues`` that fits this loss (Rindow's loss
+        API; the metric ``metrics.get("accuracy", loss=self)`` picks)."""
+        metric = self._accuracy_metric()
         metric.update_state(trues, predicts)
         return metric.result()
+
+    def _accuracy_metric(self) -> metrics_base.Metric:
+        raise NotImplementedError
 
 
 class SparseCategoricalCrossentropy(_Crossentropy):
@@ -550,6 +553,9 @@ class SparseCategoricalCrossentropy(_Crossentropy):
         super().__init__(reduction, name, dtype)
         self.from_logits = bool(from_logits)
         self.ignore_class = None if ignore_class is None else int(ignore_class)
+
+    def _accuracy_metric(self) -> metrics_base.Metric:
+        return metrics_base.SparseCategoricalAccuracy("accuracy")
 
     def call(self, trues: Any, predicts: Any) -> Variable:
         return _sparse_cce(self._op, trues, predicts, self.from_logits, self.ignore_class, "none", self.dtype)
@@ -592,6 +598,9 @@ class CategoricalCrossentropy(_SmoothedCrossentropy):
 
     _compute = staticmethod(_cce)
 
+    def _accuracy_metric(self) -> metrics_base.Metric:
+        return metrics_base.CategoricalAccuracy("accuracy")
+
     def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
                  reduction: str | None = "mean", name: str | None = "categorical_crossentropy",
                  dtype: Any = None) -> None:
@@ -604,6 +613,9 @@ class BinaryCrossentropy(_SmoothedCrossentropy):
     ``label_smoothing`` moves the trues towards 0.5."""
 
     _compute = staticmethod(_bce)
+
+    def _accuracy_metric(self) -> metrics_base.Metric:
+        return metrics_base.BinaryAccuracy("accuracy", threshold=0.0 if self.from_logits else 0.5)
 
     def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
                  reduction: str | None = "mean", name: str | None = "binary_crossentropy",
