@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Any, Iterable, Mapping, Sequence
 
-from .callbacks import Callback
+from .callback_base import Callback
 
 
 class History(Callback):
