@@ -60,6 +60,8 @@ def _shape_of(x: Any) -> tuple[int, ...]:
 class Layer:
     """Base class of layers (and models). See the module docstring for the contract."""
 
+    _expected_input = "a float array"  # said when the input holds strings or other non-numbers
+
     def __init__(
         self,
         *,
@@ -176,12 +178,25 @@ class Layer:
     forward = __call__
 
     def _input_shape_of(self, inputs: Any) -> Any:
+        # Also where inputs of another dtype kind are refused: it runs on the first call and
+        # whenever the input shape changes, never on the fast path above.
         if isinstance(inputs, (list, tuple)):
+            for i, x in enumerate(inputs):
+                self._check_input_dtype(x, f"input #{i}")
             return [tuple(_shape_of(x)[1:]) for x in inputs]
+        self._check_input_dtype(inputs, "input")
         shape = _shape_of(inputs)
         if len(shape) == 0:
             raise OpValueError(f"{self.name}: inputs must have a batch axis, got a scalar")
         return tuple(shape[1:])
+
+    def _check_input_dtype(self, x: Any, which: str) -> None:
+        dtype = getattr(x, "dtype", None)
+        if dtype is None or dtype.kind in "biuf":
+            return
+        what = _KIND_NAMES.get(dtype.kind, "not numbers")
+        raise OpTypeError(f"{type(self).__name__}: {which} has dtype {dtype} ({what}) of shape {_shape_of(x)} in "
+                          f"layer {self.name!r}; expected {self._expected_input}")
 
     def _check_shape(self, expected: Any, got: Any) -> None:
         if isinstance(expected, list) != isinstance(got, list) or not _compatible(expected, got):
@@ -203,6 +218,10 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
+
+
+_KIND_NAMES = {"U": "strings", "S": "bytes", "O": "Python objects", "c": "complex numbers", "M": "dates",
+               "m": "time deltas", "V": "raw records"}
 
 
 def _as_shape(shape: Any) -> Any:
