@@ -19,8 +19,10 @@ states) declares them as keyword arguments of ``call``.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import re
+import weakref
 from typing import Any, Callable
 
 import numpy as np
@@ -57,9 +59,46 @@ def _shape_of(x: Any) -> tuple[int, ...]:
     return np.shape(x)
 
 
+class _ConstructorSignature:
+    """``inspect.signature(SomeLayer)`` (and so ``help()`` and IDEs): the parameters of
+    the class's ``__init__`` with its ``**kwargs`` replaced by the keyword parameters of the
+    ``__init__`` it passes them to (the next one up the MRO, to Layer's ``name``,
+    ``input_shape``, ``dtype`` and ``trainable``), instead of ``(*args, **kwargs)``."""
+
+    def __get__(self, instance: Any, owner: type) -> inspect.Signature | None:
+        if instance is not None:
+            return None  # an instance's signature is that of __call__
+        signature = _signatures.get(owner)
+        if signature is None:
+            signature = _signatures[owner] = _merged_signature(owner)
+        return signature
+
+
+_signatures: weakref.WeakKeyDictionary[type, inspect.Signature] = weakref.WeakKeyDictionary()
+
+
+def _merged_signature(cls: type) -> inspect.Signature:
+    mro = [c for c in cls.__mro__ if "__init__" in vars(c) and c is not object]
+    params: list[inspect.Parameter] = []
+    for depth, klass in enumerate(mro):
+        own = list(inspect.signature(klass.__init__).parameters.values())[1:]  # self
+        if depth:  # reached through **kwargs: only its keyword parameters, not given above
+            taken = {p.name for p in params}
+            own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) if p.kind != inspect.Parameter.VAR_KEYWORD else p
+                   for p in own if p.kind not in (inspect.Parameter.VAR_POSITIONAL,) and p.name not in taken]
+        forwards = own and own[-1].kind == inspect.Parameter.VAR_KEYWORD
+        params.extend(own[:-1] if forwards else own)
+        if not forwards:
+            break
+    else:
+        params.append(inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD))
+    return inspect.Signature(params)
+
+
 class Layer:
     """Base class of layers (and models). See the module docstring for the contract."""
 
+    __signature__ = _ConstructorSignature()
     _expected_input = "a float array"  # said when the input holds strings or other non-numbers
 
     def __init__(
