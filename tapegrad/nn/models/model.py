@@ -67,7 +67,6 @@ def _call_mode(cls: type) -> tuple[bool, bool, int]:
     return mode
 
 
-
 class Model(Trainer, Layer):
     """A layer made of layers, with ``compile`` / ``fit`` / ``evaluate`` / ``predict`` /
     ``summary`` / ``save``. Subclass it (or :class:`AbstractModel`) and define

@@ -25,7 +25,7 @@ instead (the callback prints the epoch and batch) and returns that History.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 
@@ -53,10 +53,23 @@ class NonFiniteLossError(OpValueError):
         self.history = history
 
 
-
 class Trainer:
     """``fit`` / ``evaluate`` / ``predict`` and their steps, for :class:`~tapegrad.nn.models.Model`
     (which provides ``__call__``, the compiled configuration and the tracked variables)."""
+
+    # provided by Model (its __call__, compile() and variable tracking as well)
+    name: str
+    dtype: np.dtype
+    output_shape: Any
+    optimizer: Any
+    _loss_fn: Any
+    _metrics: list[Any]
+    _metric_names: list[str]
+    _train_fn: Callable[[Any, Any], tuple[Any, Any]]
+    _test_fn: Callable[[Any, Any], tuple[Any, Any]]
+    _predict_fn: Callable[[Any], Any]
+    history: History | None
+    stop_training: bool
 
     def _require_compiled(self, what: str, need_loss: bool = True) -> None:
         if self.optimizer is None and what == "fit":
