@@ -42,6 +42,8 @@ def test_a_string_is_one_curve_not_letters(fitted):
     np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(), [1.0, 0.6, 0.4])
     with pytest.raises(KeyError, match="no curve named 'los'"):
         fitted.plot("los")
+    (ax,) = plot_history(fitted, "val_loss").axes  # the function too
+    assert labels(ax) == ["val_loss"] and ax.get_ylabel() == "loss"
 
 
 def test_a_string_with_an_image_extension_is_the_path(fitted, tmp_path):
