@@ -39,9 +39,19 @@ print(f"test accuracy: {accuracy:.4f}")
 predictions = model.predict(x_test)
 assert np.isclose((predictions.argmax(axis=1) == y_test).mean(), accuracy)
 
-path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(tempfile.mkdtemp(), "digits_mlp.tgm")
-model.save(path)
-loaded = tapegrad.load_model(path)
-same = np.array_equal(loaded.predict(x_test), predictions)
-print(f"saved to {path} ({os.path.getsize(path)} bytes); the reloaded model predicts identically: {same}")
+
+
+def save_and_reload(path):
+    model.save(path)
+    loaded = tapegrad.load_model(path)
+    same = np.array_equal(loaded.predict(x_test), predictions)
+    print(f"saved to {path} ({os.path.getsize(path)} bytes); the reloaded model predicts identically: {same}")
+    return same
+
+
+if len(sys.argv) > 1:
+    same = save_and_reload(sys.argv[1])
+else:
+    with tempfile.TemporaryDirectory() as folder:  # removed with the file when done
+        same = save_and_reload(os.path.join(folder, "digits_mlp.tgm"))
 sys.exit(0 if same and accuracy >= 0.95 else 1)

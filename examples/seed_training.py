@@ -3,8 +3,9 @@
 An AbstractModel (Dense(128, sigmoid) -> Dense(2)) trained for 100 epochs on six points
 with SparseCategoricalCrossentropy(from_logits=True) and Adam, the forward pass recorded
 by a GradientTape: ``nn.with_(tape, fn)`` is Rindow's ``$nn->with($tape, fn)``.
-Prints the loss of every epoch and saves the loss curve ("dynamic mode gradient") as a
-PNG when matplotlib is installed (Rindow's ``$plt->plot(...)``).
+Prints the loss of every epoch (the same in every run: the weights are drawn after
+``tapegrad.set_seed(0)``) and saves the loss curve ("dynamic mode gradient", loss against
+epoch) as a PNG when matplotlib is installed (Rindow's ``$plt->plot(...)``).
 
     python examples/seed_training.py [loss.png]
 """
@@ -16,6 +17,7 @@ import numpy as np
 
 import tapegrad
 
+tapegrad.set_seed(0)  # the same initial weights, so every run prints the same losses
 nn = tapegrad.NeuralNetworks()
 K = nn.backend()
 g = nn.gradient()
@@ -65,7 +67,8 @@ path = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "seed_training_loss
 try:
     from tapegrad.nn.models import plot_loss
 
-    plot_loss(history, path, label="loss", title="dynamic mode gradient")
+    # the loss per epoch: x axis "epoch" (whole epochs from 1), y axis "loss"
+    figure = plot_loss(history, path, label="loss", title="dynamic mode gradient")
     print(f"saved the loss plot to {path}")
 except ImportError:
     print("matplotlib is not installed: no loss plot (pip install matplotlib)")

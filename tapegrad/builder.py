@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 from typing import Any, Callable
 
 import numpy as np
@@ -81,6 +83,20 @@ class NeuralNetworks:
         return ModuleBuilder(self, "tapegrad.nn.models", pass_dtype=True)
 
 
+@functools.lru_cache(maxsize=256)
+def _signature_with_dtype(cls: type, dtype: np.dtype) -> inspect.Signature | None:
+    """The class's signature with ``dtype`` defaulting to the builder's dtype."""
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):
+        return None
+    param = signature.parameters.get("dtype")
+    if param is None:
+        return signature
+    return signature.replace(parameters=[p.replace(default=dtype.name) if p is param else p
+                                         for p in signature.parameters.values()])
+
+
 class ModuleBuilder:
     """``nn.layers`` and friends: attribute access gives the module's classes; with
     ``pass_dtype`` the constructors get ``dtype=nn.dtype`` unless it is given. Calling the
@@ -108,7 +124,9 @@ class ModuleBuilder:
             return target(*args, **kwargs)
 
         build.__name__ = build.__qualname__ = name
+        build.__module__ = target.__module__
         build.__doc__ = target.__doc__
+        build.__signature__ = _signature_with_dtype(target, dtype)  # help() and IDEs: the real parameters
         return build
 
     def __dir__(self) -> list[str]:

@@ -14,10 +14,13 @@ EXAMPLES = ROOT / "examples"
 
 
 def run(script: str, tmp_path: Path) -> list[str]:
-    env = dict(os.environ, MPLBACKEND="Agg")
+    temporary = tmp_path / "tmp"  # the script's TMPDIR: it must leave nothing behind
+    temporary.mkdir()
+    env = dict(os.environ, MPLBACKEND="Agg", TMPDIR=str(temporary))
     result = subprocess.run([sys.executable, str(EXAMPLES / script)], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
+    assert not list(temporary.iterdir()), f"{script} left {[p.name for p in temporary.iterdir()]} in TMPDIR"
     return result.stdout.splitlines()
 
 
@@ -78,3 +81,20 @@ def test_nth_derivatives_match_closed_forms(tmp_path):
 @pytest.mark.parametrize("script", sorted(p.name for p in EXAMPLES.glob("*.py")))
 def test_every_example_runs(script, tmp_path):
     run(script, tmp_path)
+
+
+def test_seed_training_prints_the_same_losses_every_run_and_labels_its_plot(tmp_path, monkeypatch, capsys):
+    import runpy
+
+    pytest.importorskip("matplotlib")
+    runs = []
+    for i in range(2):
+        monkeypatch.setattr(sys, "argv", ["seed_training.py", str(tmp_path / f"loss{i}.png")])
+        namespace = runpy.run_path(str(EXAMPLES / "seed_training.py"), run_name="__main__")
+        runs.append(capsys.readouterr().out.splitlines()[:100])
+    assert runs[0] == runs[1] and runs[0][0].startswith("epoch 1: loss=")
+    (ax,) = namespace["figure"].axes
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("epoch", "loss", "dynamic mode gradient")
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

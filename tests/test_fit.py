@@ -473,10 +473,11 @@ def test_history_plot_saves_a_png(tmp_path):
     h = mlp().fit(x, y, epochs=3, validation_split=0.25, verbose=0)
     fig = h.plot(path=tmp_path / "curves.png", title="training")
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    ax = fig.axes[0]
-    assert ax.get_title() == "training"
-    assert [line.get_label() for line in ax.get_lines()] == ["loss", "accuracy", "val_loss", "val_accuracy"]
-    assert list(ax.get_lines()[0].get_ydata()) == h.history["loss"]
+    assert fig.get_suptitle() == "training"
+    loss_ax, accuracy_ax = fig.axes  # one axes per quantity (see test_history_plots.py)
+    assert [line.get_label() for line in loss_ax.get_lines()] == ["loss", "val_loss"]
+    assert [line.get_label() for line in accuracy_ax.get_lines()] == ["accuracy", "val_accuracy"]
+    assert list(loss_ax.get_lines()[0].get_ydata()) == h.history["loss"]
     from tapegrad.nn.models import plot_history, plot_loss
 
     fig = plot_loss([3.0, 2.0, 1.0], tmp_path / "loss.png", title="dynamic mode gradient")

@@ -81,6 +81,7 @@ def test_sparse_crossentropy_from_logits_matches_torch(shape, label_shape):
                      per_sample, trues, x)
 
 
+@pytest.mark.filterwarnings("ignore:.*from_logits=False:UserWarning")  # unnormalised on purpose
 def test_sparse_crossentropy_from_probabilities_matches_torch():
     torch = pytest.importorskip("torch")
     p = RNG.uniform(0.05, 1.0, (B, C))  # not normalised: Keras normalises first
@@ -108,6 +109,7 @@ def test_categorical_crossentropy_from_logits_matches_torch(soft, smoothing):
                                                               reduction=r), per_sample, trues, x)
 
 
+@pytest.mark.filterwarnings("ignore:.*from_logits=False:UserWarning")  # unnormalised on purpose
 def test_categorical_crossentropy_from_probabilities_matches_torch():
     torch = pytest.importorskip("torch")
     p = RNG.uniform(0.05, 1.0, (B, C))

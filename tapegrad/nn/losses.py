@@ -30,7 +30,9 @@ Labels are checked, with errors that name the loss, the argument and the shapes 
 dtypes: sparse labels must be integers (float arrays holding whole numbers are accepted,
 as in Keras), in ``[0, classes)``, of shape ``predicts.shape[:-1]`` or that plus a
 trailing 1; other trues must have the predictions' shape (Keras' rule for a trailing
-axis of length 1 applies: ``(batch,)`` trues fit ``(batch, 1)`` predictions).
+axis of length 1 applies: ``(batch,)`` trues fit ``(batch, 1)`` predictions). Binary and
+categorical trues must lie in [0, 1]; ``from_logits=False`` with predictions that are not
+probabilities warns (see :mod:`tapegrad.nn.loss_checks`).
 
 ``get(identifier)`` turns a name (``"mse"``, ``"sparse_categorical_crossentropy"``, a
 class name, ...), a config dict, a Loss class or instance, or a callable into a loss.
@@ -65,6 +67,12 @@ from ..ops.elementwise import (
 from ..ops.loss_ops import sce_p, sigmoid_ce_p, softmax_ce_p, take_class_p
 from ..ops.reduction import reduce_mean_p, reduce_sum_p
 from ..ops.shape import reshape_p
+from . import metrics_base
+from .loss_checks import (
+    check_class_labels,
+    check_probability_trues,
+    warn_unless_probabilities,
+)
 
 __all__ = [
     "EPSILON", "Loss", "LossFunctionWrapper", "MeanSquaredError", "MeanAbsoluteError", "Huber",
@@ -75,7 +83,6 @@ __all__ = [
 
 EPSILON = 1e-7  # Keras' backend epsilon: probabilities are clipped to [EPSILON, 1 - EPSILON]
 
-_UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 _REDUCTIONS = {"mean": "mean", "sum_over_batch_size": "mean", "auto": "mean", "sum": "sum", "none": "none",
                None: "none"}
 
@@ -104,6 +111,11 @@ def _predicts(op: str, predicts: Any, dtype: np.dtype | None = None) -> Any:
     if dtype is not None:
         return arr.astype(dtype, copy=False)
     return arr if arr.dtype.kind == "f" else arr.astype(_dtypes.DEFAULT_FLOAT)
+
+
+def _value(x: Any) -> np.ndarray:
+    """The array of a Variable (also of one being traced: its value is there) or an array."""
+    return x._value if x.__class__ is Variable else x
 
 
 def _dtype(x: Any) -> np.dtype:
@@ -193,26 +205,9 @@ def _sparse_labels(op: str, trues: Any, predicts: Any, ignore_class: int | None 
             hint = " (one-hot trues need CategoricalCrossentropy)" if value.shape == ps else ""
             raise OpValueError(f"{op}: trues of shape {value.shape} do not match predicts of shape {ps}: "
                                f"integer labels must have shape {expected} or {expected + (1,)}{hint}")
-    classes = ps[-1]
+    check_class_labels(op, value, ps[-1], ignore_class, ps)
     if dtype.kind == "f":
-        bad = ~np.isfinite(value) | (value != np.floor(value))
-        if bad.any():
-            raise OpValueError(f"{op}: trues must be integer class labels; dtype {dtype} labels hold the "
-                               f"non-integral value {value[bad].flat[0].item()!r}")
         trues = astype_p.apply(trues, dtype=np.int64) if trues.__class__ is Variable else value.astype(np.int64)
-    if value.size:
-        checked = value if ignore_class is None else value[value != ignore_class]
-        if checked.dtype.kind == "i" and checked.size:
-            # one reduction: viewed as unsigned, negative labels are huge
-            if checked.view(_UNSIGNED[checked.dtype.itemsize]).max() < classes:
-                return trues
-        if checked.size:
-            lo, hi = checked.min(), checked.max()
-            if lo < 0 or hi >= classes:
-                bad_label = lo if lo < 0 else hi
-                raise OpValueError(f"{op}: trues hold the label {bad_label:g}, outside the range [0, {classes}) "
-                                   f"of predicts with {classes} classes (predicts of shape {ps}, trues of shape "
-                                   f"{value.shape})")
     return trues
 
 
@@ -288,6 +283,7 @@ def _sparse_cce(op: str, trues: Any, predicts: Any, from_logits: bool, ignore_cl
         values = sce_p.apply(predicts, labels, reduction="none")
     else:
         axis = len(_shape(predicts)) - 1
+        warn_unless_probabilities(op, _value(predicts), axis)
         probs = div_p.apply2(predicts, reduce_sum_p.apply(predicts, axis=(axis,), keepdims=True))
         probs = clip_p.apply(probs, EPSILON, 1.0 - EPSILON)
         values = neg_p.apply1(take_class_p.apply2(log_p.apply1(probs), labels))
@@ -322,10 +318,12 @@ def _cce(op: str, trues: Any, predicts: Any, from_logits: bool, label_smoothing:
     trues = _categorical_trues(op, trues, predicts)
     shape = _shape(predicts)
     axis = _axis(op, axis, shape)
+    check_probability_trues(op, _value(trues))
     if label_smoothing:
         trues = trues * (1.0 - label_smoothing) + label_smoothing / shape[axis]
     if from_logits:
         return softmax_ce_p.apply(predicts, trues, axis=axis)
+    warn_unless_probabilities(op, _value(predicts), axis)
     probs = div_p.apply2(predicts, reduce_sum_p.apply(predicts, axis=(axis,), keepdims=True))
     probs = clip_p.apply(probs, EPSILON, 1.0 - EPSILON)
     return neg_p.apply1(reduce_sum_p.apply(mul_p.apply2(trues, log_p.apply1(probs)), axis=(axis,), keepdims=False))
@@ -334,11 +332,13 @@ def _cce(op: str, trues: Any, predicts: Any, from_logits: bool, label_smoothing:
 def _bce(op: str, trues: Any, predicts: Any, from_logits: bool, label_smoothing: float, axis: int,
          dtype: np.dtype | None = None) -> Variable:
     trues, predicts = _regression(op, trues, predicts, dtype)
+    check_probability_trues(op, _value(trues))
     if label_smoothing:
         trues = trues * (1.0 - label_smoothing) + 0.5 * label_smoothing
     if from_logits:
         values = sigmoid_ce_p.apply2(predicts, trues)
     else:
+        warn_unless_probabilities(op, _value(predicts), None)
         p = clip_p.apply(predicts, EPSILON, 1.0 - EPSILON)
         positive = mul_p.apply2(trues, log_p.apply1(p))
         negative = mul_p.apply2(1.0 - trues, log_p.apply1(sub_p.apply2(1.0, p)))
@@ -439,6 +439,11 @@ class Loss:
         """The same as calling the loss (Rindow's name)."""
         return self(trues, predicts, sample_weight)
 
+    def _check_trues(self, trues: np.ndarray, classes: int | None) -> None:
+        """Refuse targets this loss cannot take (all of them at once: ``fit`` and ``evaluate``
+        call it before the first step, since a compiled step runs no Python). ``classes``
+        is the length of the model's last output axis when known."""
+
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments (JSON values)."""
         config: dict[str, Any] = {"name": self.name, "reduction": self.reduction}
@@ -466,6 +471,12 @@ class LossFunctionWrapper(Loss):
         super().__init__(reduction, name if name is not None else getattr(fn, "__name__", "loss"), dtype)
         self.fn = fn
         self.fn_kwargs = kwargs
+
+    def _check_trues(self, trues: np.ndarray, classes: int | None) -> None:
+        if self.fn is binary_crossentropy or self.fn is categorical_crossentropy:
+            check_probability_trues(self.name, trues)
+        elif self.fn is sparse_categorical_crossentropy:
+            check_class_labels(self.name, trues, classes, self.fn_kwargs.get("ignore_class"))
 
     def call(self, trues: Any, predicts: Any) -> Variable:
         if self.dtype is not None:
@@ -532,12 +543,14 @@ class _Crossentropy(Loss):
     from_logits: bool
 
     def accuracy(self, trues: Any, predicts: Any) -> float:
-        """The accuracy of ``predicts`` against ``trues`` that fits this loss (Rindow's loss API)."""
-        from . import metrics
-
-        metric = metrics.get("accuracy", loss=self)
+        """The accuracy of ``predicts`` against ``trues`` that fits this loss (Rindow's loss
+        API; the metric ``metrics.get("accuracy", loss=self)`` picks)."""
+        metric = self._accuracy_metric()
         metric.update_state(trues, predicts)
         return metric.result()
+
+    def _accuracy_metric(self) -> metrics_base.Metric:
+        raise NotImplementedError
 
 
 class SparseCategoricalCrossentropy(_Crossentropy):
@@ -550,6 +563,12 @@ class SparseCategoricalCrossentropy(_Crossentropy):
         super().__init__(reduction, name, dtype)
         self.from_logits = bool(from_logits)
         self.ignore_class = None if ignore_class is None else int(ignore_class)
+
+    def _accuracy_metric(self) -> metrics_base.Metric:
+        return metrics_base.SparseCategoricalAccuracy("accuracy")
+
+    def _check_trues(self, trues: np.ndarray, classes: int | None) -> None:
+        check_class_labels(self._op, trues, classes, self.ignore_class)
 
     def call(self, trues: Any, predicts: Any) -> Variable:
         return _sparse_cce(self._op, trues, predicts, self.from_logits, self.ignore_class, "none", self.dtype)
@@ -581,6 +600,9 @@ class _SmoothedCrossentropy(_Crossentropy):
         return self._compute(self._op, trues, predicts, self.from_logits, self.label_smoothing, self.axis,
                              self.dtype)
 
+    def _check_trues(self, trues: np.ndarray, classes: int | None) -> None:
+        check_probability_trues(self._op, trues)
+
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing,
                 "axis": self.axis}
@@ -591,6 +613,9 @@ class CategoricalCrossentropy(_SmoothedCrossentropy):
     ``label_smoothing`` mixes the trues with the uniform distribution."""
 
     _compute = staticmethod(_cce)
+
+    def _accuracy_metric(self) -> metrics_base.Metric:
+        return metrics_base.CategoricalAccuracy("accuracy")
 
     def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
                  reduction: str | None = "mean", name: str | None = "categorical_crossentropy",
@@ -604,6 +629,9 @@ class BinaryCrossentropy(_SmoothedCrossentropy):
     ``label_smoothing`` moves the trues towards 0.5."""
 
     _compute = staticmethod(_bce)
+
+    def _accuracy_metric(self) -> metrics_base.Metric:
+        return metrics_base.BinaryAccuracy("accuracy", threshold=0.0 if self.from_logits else 0.5)
 
     def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
                  reduction: str | None = "mean", name: str | None = "binary_crossentropy",

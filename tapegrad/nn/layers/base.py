@@ -19,8 +19,10 @@ states) declares them as keyword arguments of ``call``.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import re
+import weakref
 from typing import Any, Callable
 
 import numpy as np
@@ -57,8 +59,47 @@ def _shape_of(x: Any) -> tuple[int, ...]:
     return np.shape(x)
 
 
+class _ConstructorSignature:
+    """``inspect.signature(SomeLayer)`` (and so ``help()`` and IDEs): the parameters of
+    the class's ``__init__`` with its ``**kwargs`` replaced by the keyword parameters of the
+    ``__init__`` it passes them to (the next one up the MRO, to Layer's ``name``,
+    ``input_shape``, ``dtype`` and ``trainable``), instead of ``(*args, **kwargs)``."""
+
+    def __get__(self, instance: Any, owner: type) -> inspect.Signature | None:
+        if instance is not None:
+            return None  # an instance's signature is that of __call__
+        signature = _signatures.get(owner)
+        if signature is None:
+            signature = _signatures[owner] = _merged_signature(owner)
+        return signature
+
+
+_signatures: weakref.WeakKeyDictionary[type, inspect.Signature] = weakref.WeakKeyDictionary()
+
+
+def _merged_signature(cls: type) -> inspect.Signature:
+    mro = [c for c in cls.__mro__ if "__init__" in vars(c) and c is not object]
+    params: list[inspect.Parameter] = []
+    for depth, klass in enumerate(mro):
+        own = list(inspect.signature(klass.__init__).parameters.values())[1:]  # self
+        if depth:  # reached through **kwargs: only its keyword parameters, not given above
+            taken = {p.name for p in params}
+            own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) if p.kind != inspect.Parameter.VAR_KEYWORD else p
+                   for p in own if p.kind not in (inspect.Parameter.VAR_POSITIONAL,) and p.name not in taken]
+        forwards = own and own[-1].kind == inspect.Parameter.VAR_KEYWORD
+        params.extend(own[:-1] if forwards else own)
+        if not forwards:
+            break
+    else:
+        params.append(inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD))
+    return inspect.Signature(params)
+
+
 class Layer:
     """Base class of layers (and models). See the module docstring for the contract."""
+
+    __signature__ = _ConstructorSignature()
+    _expected_input = "a float array"  # said when the input holds strings or other non-numbers
 
     def __init__(
         self,
@@ -176,12 +217,25 @@ class Layer:
     forward = __call__
 
     def _input_shape_of(self, inputs: Any) -> Any:
+        # Also where inputs of another dtype kind are refused: it runs on the first call and
+        # whenever the input shape changes, never on the fast path above.
         if isinstance(inputs, (list, tuple)):
+            for i, x in enumerate(inputs):
+                self._check_input_dtype(x, f"input #{i}")
             return [tuple(_shape_of(x)[1:]) for x in inputs]
+        self._check_input_dtype(inputs, "input")
         shape = _shape_of(inputs)
         if len(shape) == 0:
             raise OpValueError(f"{self.name}: inputs must have a batch axis, got a scalar")
         return tuple(shape[1:])
+
+    def _check_input_dtype(self, x: Any, which: str) -> None:
+        dtype = getattr(x, "dtype", None)
+        if dtype is None or dtype.kind in "biuf":
+            return
+        what = _KIND_NAMES.get(dtype.kind, "not numbers")
+        raise OpTypeError(f"{type(self).__name__}: {which} has dtype {dtype} ({what}) of shape {_shape_of(x)} in "
+                          f"layer {self.name!r}; expected {self._expected_input}")
 
     def _check_shape(self, expected: Any, got: Any) -> None:
         if isinstance(expected, list) != isinstance(got, list) or not _compatible(expected, got):
@@ -203,6 +257,10 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
+
+
+_KIND_NAMES = {"U": "strings", "S": "bytes", "O": "Python objects", "c": "complex numbers", "M": "dates",
+               "m": "time deltas", "V": "raw records"}
 
 
 def _as_shape(shape: Any) -> Any:

@@ -24,6 +24,8 @@ class Embedding(Layer):
     ``input_length`` (Rindow) fixes the sample shape to ``(input_length,)``.
     """
 
+    _expected_input = "an integer array of indices"
+
     def __init__(
         self,
         input_dim: int,

@@ -22,7 +22,7 @@ _LAZY = {
     "History": ("history", "History"),
     "plot_history": ("history", "plot_history"),
     "plot_loss": ("history", "plot_loss"),
-    "load_model": ("saving", "load_model"),
+    "load_model": ("loading", "load_model"),
     "register_model": ("saving", "register_model"),
     "registered_models": ("saving", "registered_models"),
 }

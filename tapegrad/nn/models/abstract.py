@@ -64,3 +64,10 @@ class AbstractModel(Model):
     def from_config(cls, config: dict[str, Any], builder: Any = None) -> AbstractModel:
         """``cls(builder, **config)``."""
         return cls(builder, **config)
+
+    @classmethod
+    def _from_saved_config(cls, config: dict[str, Any], custom_objects: dict[str, Any] | None,
+                           dtype: Any) -> AbstractModel:
+        from ...builder import NeuralNetworks
+
+        return cls.from_config(config, NeuralNetworks(dtype or "float32"))

@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Any, Iterable, Mapping, Sequence
 
-from .callbacks import Callback
+from .callback_base import Callback
 
 
 class History(Callback):
@@ -38,14 +38,15 @@ class History(Callback):
 
     def plot(
         self,
-        keys: Sequence[str] | None = None,
+        keys: Sequence[str] | str | None = None,
         path: str | os.PathLike | None = None,
         *,
         title: str | None = None,
         show: bool | None = None,
     ) -> Any:
-        """Plot the per-epoch curves (default: every key; ``val_x`` next to ``x``).
-        See :func:`plot_history`."""
+        """Plot the per-epoch curves (default: every key), one axes per quantity with
+        ``val_x`` beside ``x``. ``history.plot("loss")`` plots one curve;
+        ``history.plot("curves.png")`` saves every curve there. See :func:`plot_history`."""
         return plot_history(self, keys=keys, path=path, title=title, show=show)
 
 
@@ -80,9 +81,32 @@ def _curves(history: Any) -> dict[str, list[float]]:
                     f"got {type(history).__name__}")
 
 
+# A string given as ``keys`` is a path when it ends with one of these (matplotlib's formats).
+_IMAGE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".eps", ".ps", ".tif", ".tiff", ".webp", ".pgf")
+
+
+def _keys_and_path(keys: Any, path: Any) -> tuple[list[str] | None, Any]:
+    """``plot("loss")`` is one curve and ``plot("out.png")`` a path, not lists of letters."""
+    if isinstance(keys, os.PathLike) or (isinstance(keys, str) and keys.lower().endswith(_IMAGE_SUFFIXES)):
+        if path is not None:
+            raise TypeError(f"plot_history: got two paths, {os.fspath(keys)!r} and {os.fspath(path)!r}")
+        return None, keys
+    if isinstance(keys, str):
+        return [keys], path
+    return (None if keys is None else list(keys)), path
+
+
+def _panels(keys: Sequence[str]) -> dict[str, list[str]]:
+    """One panel per quantity: ``val_x`` goes with ``x``, in the order of first appearance."""
+    panels: dict[str, list[str]] = {}
+    for key in keys:
+        panels.setdefault(key.removeprefix("val_"), []).append(key)
+    return panels
+
+
 def plot_history(
     history: History | Mapping[str, Sequence[float]] | Sequence[float],
-    keys: Sequence[str] | None = None,
+    keys: Sequence[str] | str | None = None,
     path: str | os.PathLike | None = None,
     *,
     title: str | None = None,
@@ -92,12 +116,17 @@ def plot_history(
 
     ``history`` is a :class:`History`, a dict of per-epoch lists, or a plain list of
     losses (plotted with the label ``"loss"``). ``keys`` picks the curves (default:
-    all). With ``path`` the figure is saved there (PNG by its extension) and returned
+    all): a list of names, or one name as a string; a string ending in an image
+    extension (``"curves.png"``) is taken as ``path``. Each quantity gets its own axes
+    (loss, accuracy, each metric), with its validation curve (``val_...``) beside it, a
+    legend, the quantity as the y label, and whole epochs (from 1) on the x axis.
+    With ``path`` the figure is saved there (the format from its extension) and returned
     without being shown; otherwise it is shown when ``show`` is true or, by default,
     when an interactive backend is in use. Returns the matplotlib ``Figure``.
     Raises ``ImportError`` saying ``pip install matplotlib`` when it is missing.
     """
     curves = _curves(history)
+    keys, path = _keys_and_path(keys, path)
     if keys is None:
         keys = list(curves)
     else:
@@ -105,15 +134,30 @@ def plot_history(
         if missing:
             raise KeyError(f"plot_history: no curve named {missing[0]!r}; available: {list(curves)}")
     plt = _pyplot()
-    fig, ax = plt.subplots()
-    for key in keys:
-        values = curves[key]
-        ax.plot(range(1, len(values) + 1), values, label=key)
-    ax.set_xlabel("epoch")
+    from matplotlib.ticker import MaxNLocator
+
+    panels = _panels(keys) or {"": []}
+    columns = min(len(panels), 3)
+    rows = -(-len(panels) // columns)
+    fig, grid = plt.subplots(rows, columns, figsize=(5.0 * columns, 3.6 * rows), squeeze=False,
+                             layout="constrained")
+    axes = list(grid.flat)
+    for ax, (quantity, members) in zip(axes, panels.items()):
+        for key in members:
+            values = curves[key]
+            ax.plot(range(1, len(values) + 1), values, marker="." if len(values) < 30 else None, label=key)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(quantity)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if members:
+            ax.legend()
+    for ax in axes[len(panels):]:
+        ax.remove()
     if title is not None:
-        ax.set_title(title)
-    if keys:
-        ax.legend()
+        if len(panels) == 1:
+            axes[0].set_title(title)
+        else:
+            fig.suptitle(title)
     if path is not None:
         fig.savefig(os.fspath(path))
         plt.close(fig)

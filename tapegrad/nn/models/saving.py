@@ -14,7 +14,8 @@ A model file (``model.save(path)``) has the header::
 and a weights file (``save_weights``) the same without ``model``, ``compile`` and
 ``optimizer_state`` (``"kind": "weights"``).
 
-Loading never imports or evaluates anything named in the file: model classes come from
+This module writes files and reads weights; :mod:`.loading` rebuilds whole models
+(``load_model``). Loading never imports or evaluates anything named in the file: model classes come from
 a registry (``@register_model``), ``custom_objects`` or tapegrad's own classes; layer,
 loss, optimizer and metric classes from tapegrad's modules' exported names and
 ``custom_objects``. While a model is rebuilt, the weights its layers create are counted
@@ -28,14 +29,16 @@ import contextlib
 import math
 import os
 import threading
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
 from ... import __version__
 from ...io.container import DTYPES, ModelFileError, read_container, write_container
 from ..layers.base import Layer
-from .model import Model
+
+if TYPE_CHECKING:
+    from .model import Model
 
 _REGISTRY: dict[str, type] = {}
 _MAX_SPEC_ELEMENTS = 1 << 24  # a build input (one sample) larger than this is refused
@@ -69,26 +72,10 @@ def registered_models() -> dict[str, type]:
 
 
 # -- class lookup (no imports by name) ------------------------------------------------------
-def _model_class(name: str, custom_objects: dict[str, Any] | None) -> type:
-    from .sequential import Sequential
-
-    cls = (custom_objects or {}).get(name) or _REGISTRY.get(name) or {"Sequential": Sequential}.get(name)
-    if cls is None:
-        raise ValueError(f"unknown model class {name!r}: register it with @tapegrad.register_model "
-                         f"or pass custom_objects={{{name!r}: {name}}}")
-    if not (isinstance(cls, type) and issubclass(cls, Layer)):
-        raise ValueError(f"custom_objects[{name!r}] is not a Model class")
-    return cls
-
-
-def _layer_class(name: str, custom_objects: dict[str, Any] | None) -> type:
+def _layer_class(name: str, custom_objects: dict[str, Any] | None, models: dict[str, type] | None) -> type:
     from .. import layers
 
-    cls = (custom_objects or {}).get(name) or _REGISTRY.get(name)
-    if cls is None and name == "Sequential":
-        from .sequential import Sequential
-
-        cls = Sequential
+    cls = (custom_objects or {}).get(name) or _REGISTRY.get(name) or (models or {}).get(name)
     if cls is None:
         try:
             cls = layers.get_class(name)
@@ -106,27 +93,21 @@ def _entry(entry: Any, what: str) -> tuple[str, dict[str, Any]]:
     return entry["class_name"], dict(entry.get("config", {}))
 
 
-def deserialize_layer(entry: Any, custom_objects: dict[str, Any] | None = None) -> Layer:
-    """A layer (or nested model) from ``{"class_name": ..., "config": ...}``."""
-    from .abstract import AbstractModel
-    from .sequential import Sequential
-
+def deserialize_layer(entry: Any, custom_objects: dict[str, Any] | None = None,
+                      models: dict[str, type] | None = None) -> Layer:
+    """A layer (or nested model) from ``{"class_name": ..., "config": ...}``. ``models``
+    names tapegrad's model classes (``{"Sequential": Sequential}``), looked up after
+    ``custom_objects`` and the registry; a model class rebuilds itself with
+    ``_from_saved_config`` (Sequential needs ``custom_objects``, AbstractModel a builder)."""
     name, config = _entry(entry, "layer")
-    cls = _layer_class(name, custom_objects)
+    cls = _layer_class(name, custom_objects, models)
     try:
-        if issubclass(cls, Sequential):
-            return cls.from_config(config, custom_objects)
-        if issubclass(cls, AbstractModel):
-            return cls.from_config(config, _builder(config.get("dtype")))
+        rebuild = getattr(cls, "_from_saved_config", None)
+        if rebuild is not None:
+            return rebuild(config, custom_objects, config.get("dtype"))
         return cls.from_config(config)
     except TypeError as exc:
         raise ValueError(f"cannot rebuild layer {name} from its config: {exc}") from None
-
-
-def _builder(dtype: Any) -> Any:
-    from ...builder import NeuralNetworks
-
-    return NeuralNetworks(dtype or "float32")
 
 
 def _serialize(obj: Any, module: str, what: str) -> Any:
@@ -141,22 +122,6 @@ def _serialize(obj: Any, module: str, what: str) -> Any:
     except TypeError:
         raise ValueError(f"model.save: cannot save the {what} {obj!r}: it is not a tapegrad {what} "
                          f"(wrap functions in the module's classes, or subclass them)") from None
-
-
-def _deserialize(ident: Any, module: str, custom_objects: dict[str, Any] | None, what: str) -> Any:
-    """The inverse of :func:`_serialize`: names stay names (the module's ``get`` resolves
-    them in ``compile``); dicts go through the module's ``deserialize``, which looks
-    classes up in its own table and ``custom_objects`` only."""
-    import importlib
-
-    if ident is None or isinstance(ident, str):
-        return ident
-    if not isinstance(ident, dict):
-        raise ValueError(f"invalid {what} entry {str(ident)[:80]}")
-    try:
-        return importlib.import_module(module).deserialize(ident, custom_objects)
-    except TypeError as exc:
-        raise ValueError(f"cannot rebuild the {what} from {str(ident)[:120]}: {exc}") from None
 
 
 # -- save ----------------------------------------------------------------------------------------
@@ -359,110 +324,3 @@ def _weight_budget(nbytes: int, shown: str) -> Iterator[None]:
         with _budget_lock:
             if Layer.add_weight is add_weight:
                 Layer.add_weight = original  # type: ignore[method-assign]
-
-
-def load_model(
-    path: str | os.PathLike,
-    custom_objects: dict[str, Any] | None = None,
-    compile: bool = True,
-) -> Model:
-    """Load a model written by ``model.save(path)``: its architecture, weights and, with
-    ``compile`` (default), its optimizer (with its state), loss and metrics, so that
-    ``fit`` continues exactly where it stopped.
-
-    ``Sequential`` models load as they are; other model classes must be registered with
-    :func:`register_model` or given in ``custom_objects`` (name -> class), which also
-    supplies custom layers, losses, metrics and optimizers. Any problem with the file
-    raises :class:`~tapegrad.io.ModelFileError` (a ``ValueError``) naming the file.
-    """
-    if custom_objects is not None and not isinstance(custom_objects, dict):
-        raise TypeError("load_model: custom_objects must be a dict of name -> class")
-    shown, meta, arrays = _read(path, ("model",))
-    saved = _weight_arrays(shown, meta, arrays)
-    model_meta = meta.get("model")
-    if not isinstance(model_meta, dict):
-        raise ModelFileError(f"{shown}: corrupt header: 'model' must be an object")
-    try:
-        with _weight_budget(sum(a.nbytes for _, a in saved), shown):
-            model = _rebuild(model_meta, custom_objects, shown, bool(saved))
-    except ModelFileError:
-        raise
-    except (ValueError, TypeError, KeyError) as exc:
-        raise ModelFileError(f"{shown}: cannot rebuild the model: {exc}") from exc
-    _assign(model, saved, shown)
-    compile_meta = meta.get("compile")
-    if compile and compile_meta is not None:
-        _restore_compile(model, compile_meta, meta.get("optimizer_state"), arrays, custom_objects, shown)
-    return model
-
-
-def _rebuild(model_meta: dict[str, Any], custom_objects: dict[str, Any] | None, shown: str,
-             needs_build: bool) -> Model:
-    from .abstract import AbstractModel
-    from .sequential import Sequential
-
-    name, config = _entry(model_meta, "model")
-    dtype = model_meta.get("dtype")
-    if dtype is not None and dtype not in DTYPES:
-        raise ModelFileError(f"{shown}: corrupt header: invalid model dtype {str(dtype)[:40]!r}")
-    cls = _model_class(name, custom_objects)
-    try:
-        if issubclass(cls, Sequential):
-            model = cls.from_config(config, custom_objects)
-        elif issubclass(cls, AbstractModel):
-            model = cls.from_config(config, _builder(dtype))
-        else:
-            model = cls.from_config(config)
-    except TypeError as exc:
-        raise ValueError(f"cannot rebuild {name} from its config ({exc}); if its constructor takes "
-                         f"arguments, return them from get_config()") from None
-    if not isinstance(model, Model):
-        raise ValueError(f"{name}.from_config did not return a Model")
-    saved_name = model_meta.get("name")
-    if isinstance(saved_name, str):
-        model.name = saved_name
-    spec = _check_spec(model_meta.get("input_spec"), shown)
-    trues_spec = _check_spec(model_meta.get("trues_spec"), shown)
-    if needs_build and spec is not None and not _fully_built(model):
-        model._build_from_spec(spec, trues_spec)
-    elif spec is not None and model._input_spec is None:
-        model._input_spec = spec
-    return model
-
-
-def _fully_built(model: Model) -> bool:
-    return model.built and all(layer.built for layer in model.layers)
-
-
-def _restore_compile(model: Model, compile_meta: Any, state_entries: Any, arrays: dict[str, np.ndarray],
-                     custom_objects: dict[str, Any] | None, shown: str) -> None:
-    if not isinstance(compile_meta, dict):
-        raise ModelFileError(f"{shown}: corrupt header: 'compile' must be an object")
-    try:
-        optimizer = _deserialize(compile_meta.get("optimizer"), "tapegrad.nn.optimizers", custom_objects, "optimizer")
-        loss = _deserialize(compile_meta.get("loss"), "tapegrad.nn.losses", custom_objects, "loss")
-        metrics = compile_meta.get("metrics") or []
-        if not isinstance(metrics, list):
-            raise ValueError("'metrics' must be a list")
-        metrics = [_deserialize(m, "tapegrad.nn.metrics", custom_objects, "metric") for m in metrics]
-        jit = compile_meta.get("jit", True)
-        if not isinstance(jit, bool):
-            raise ValueError("'jit' must be true or false")
-        model.compile(optimizer=optimizer if optimizer is not None else "rmsprop", loss=loss, metrics=metrics,
-                      jit=jit)
-    except ModelFileError:
-        raise
-    except (ValueError, TypeError, KeyError) as exc:
-        raise ModelFileError(f"{shown}: cannot restore the compile configuration: {exc}") from exc
-    if state_entries:
-        if not isinstance(state_entries, list):
-            raise ModelFileError(f"{shown}: corrupt header: 'optimizer_state' must be a list")
-        state = {}
-        for i, e in enumerate(state_entries):
-            if not (isinstance(e, dict) and isinstance(e.get("key"), str) and e.get("array") in arrays):
-                raise ModelFileError(f"{shown}: corrupt header: optimizer state entry #{i} is invalid")
-            state[e["key"]] = arrays[e["array"]]
-        try:
-            model.optimizer.set_state(state)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise ModelFileError(f"{shown}: cannot restore the optimizer state: {exc}") from exc

@@ -135,8 +135,14 @@ class Sequential(Model):
         from .saving import deserialize_layer
 
         config = dict(config)
-        layers = [deserialize_layer(entry, custom_objects) for entry in config.pop("layers", [])]
+        layers = [deserialize_layer(entry, custom_objects, {"Sequential": Sequential})
+                  for entry in config.pop("layers", [])]
         return cls(layers, **config)
+
+    @classmethod
+    def _from_saved_config(cls, config: dict[str, Any], custom_objects: dict[str, Any] | None,
+                           dtype: Any) -> Sequential:
+        return cls.from_config(config, custom_objects)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
