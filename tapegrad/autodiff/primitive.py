@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import _dtypes
 from ..errors import OpTypeError, OpValueError, TapegradError, describe
 from . import state as _state
 from .state import current as _current_recording
@@ -143,8 +144,6 @@ class Primitive:
                 )
             return value
         if isinstance(value, (list, tuple)):
-            from .. import _dtypes
-
             stacked = stack_nested(value, self.name, self.argname(i))
             if stacked is not None:
                 return stacked  # a Variable: the op takes the list's Variables differentiably
