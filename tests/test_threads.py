@@ -49,35 +49,28 @@ def run_threads(*targets, repeat: int = 1) -> None:
         raise errors[0]
 
 
+def _one_step(k: int) -> tuple[int, np.ndarray]:
+    """A small recorded computation: (the number of ops its tape recorded, the gradient)."""
+    x = tg.Variable(np.full(3, float(k + 1)), dtype="float64")
+    with tg.GradientTape() as tape:
+        y = x * x * float(k + 1)
+        for _ in range(5):
+            y = tg.sin(y) + y
+        loss = tg.reduce_sum(y)
+    return len(tape._nodes), tape.gradient(loss, x).numpy().copy()
+
+
 def test_each_tape_records_only_its_own_threads_ops():
     results: dict[int, list] = {}
 
     def worker(k: int):
         def body():
-            x = tg.Variable(np.full(3, float(k + 1)), dtype="float64")
-            out = []
-            for _ in range(200):
-                with tg.GradientTape() as tape:
-                    y = x * x * float(k + 1)
-                    for _ in range(5):
-                        y = tg.sin(y) + y
-                    loss = tg.reduce_sum(y)
-                nodes = len(tape._nodes)
-                g = tape.gradient(loss, x)
-                out.append((nodes, g.numpy().copy()))
-            results[k] = out
+            results[k] = [_one_step(k) for _ in range(200)]
         return body
 
     run_threads(*(worker(k) for k in range(4)))
     for k, out in results.items():
-        x = tg.Variable(np.full(3, float(k + 1)), dtype="float64")
-        with tg.GradientTape() as tape:
-            y = x * x * float(k + 1)
-            for _ in range(5):
-                y = tg.sin(y) + y
-            loss = tg.reduce_sum(y)
-        expected_nodes = len(tape._nodes)
-        expected = tape.gradient(loss, x).numpy()
+        expected_nodes, expected = _one_step(k)  # alone in the main thread
         for nodes, g in out:
             assert nodes == expected_nodes  # no op of another thread was recorded
             np.testing.assert_array_equal(g, expected)
