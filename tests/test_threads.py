@@ -215,6 +215,9 @@ def test_gradients_through_a_shared_compiled_function_in_threads():
     run_threads(*(worker(s) for s in range(3)))
 
 
+LOSS = tg.losses.SparseCategoricalCrossentropy
+
+
 def _model(seed: int):
     set_seed(seed)
     nn = tg.NeuralNetworks()
@@ -222,7 +225,7 @@ def _model(seed: int):
         nn.layers.Dense(16, input_shape=[4], activation="tanh"),
         nn.layers.Dense(3),
     ])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer="adam", loss=LOSS(from_logits=True), metrics=["accuracy"])
     return model
 
 
@@ -237,13 +240,13 @@ def test_fit_in_two_threads_trains_like_one(jit):
 
     def worker(k):
         def body():
-            models[k].compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit=jit)
+            models[k].compile(optimizer="adam", loss=LOSS(from_logits=True), jit=jit)
             histories[k] = models[k].fit(x, y, epochs=3, batch_size=16, shuffle=False, verbose=0).history
         return body
 
     run_threads(worker(0), worker(1))
     for k in range(2):
-        references[k].compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit=jit)
+        references[k].compile(optimizer="adam", loss=LOSS(from_logits=True), jit=jit)
         expected = references[k].fit(x, y, epochs=3, batch_size=16, shuffle=False, verbose=0).history
         np.testing.assert_allclose(histories[k]["loss"], expected["loss"], rtol=1e-6)
         for a, b in zip(models[k].get_weights(), references[k].get_weights()):
