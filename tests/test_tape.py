@@ -235,3 +235,44 @@ def test_target_that_is_a_source():
     with tg.GradientTape() as tape:
         pass
     np.testing.assert_array_equal(tape.gradient(x, x).value(), [1.0, 1.0])
+
+
+def test_on_ready_hands_each_gradient_over_as_soon_as_it_is_complete():
+    rng = np.random.default_rng(0)
+    w1, w2, w3 = (tg.Variable(rng.normal(size=(4, 4))) for _ in range(3))
+    unused = tg.Variable(np.ones(2))
+    x = rng.normal(size=(3, 4))
+    order = []
+    seen_at = {}
+
+    with tg.GradientTape(persistent=True) as tape:
+        h1 = tg.tanh(x @ w1)
+        h2 = tg.tanh(h1 @ w2)
+        loss = tg.reduce_sum((h2 @ w3) ** 2) + tg.reduce_sum(w3)  # w3 is used twice, late
+
+    def on_ready(i, g):
+        order.append(i)
+        seen_at[i] = None if g is None else g.numpy().copy()
+
+    sources = [w1, w2, w3, unused, w2]
+    grads = tape.gradient(loss, sources, on_ready=on_ready)
+    expected = tape.gradient(loss, sources)
+    assert order.index(2) < order.index(1) < order.index(0)  # the last layer's weights first
+    assert sorted(order) == [0, 1, 2, 3, 4]
+    for i, (g, e) in enumerate(zip(grads, expected)):
+        if e is None:
+            assert g is None and seen_at[i] is None
+        else:
+            np.testing.assert_array_equal(g.numpy(), e.numpy())
+            np.testing.assert_array_equal(seen_at[i], e.numpy())  # complete when handed over
+
+
+def test_on_ready_in_differentiable_mode_gives_differentiable_gradients():
+    x = tg.Variable(np.array([1.0, 2.0]))
+    got = {}
+    with tg.GradientTape() as outer:
+        with tg.GradientTape() as inner:
+            y = tg.reduce_sum(x ** 3)
+        (g,) = inner.gradient(y, [x], on_ready=lambda i, g: got.setdefault(i, g))
+    assert got[0] is g
+    np.testing.assert_array_equal(outer.gradient(g, x).numpy(), [6.0, 12.0])

@@ -97,12 +97,18 @@ class GradientTape:
         sources: Any,
         output_gradients: Any = None,
         unconnected_gradients: str = "none",
+        on_ready: Callable[[int, Any], None] | None = None,
     ) -> Any:
         """The gradient of ``target`` with respect to ``sources``.
 
         ``sources`` may be one Variable or a list, tuple or dict of them; the result
         has the same structure. A non-scalar target is differentiated as its sum
         unless ``output_gradients`` gives its cotangent.
+
+        ``on_ready(i, gradient)``, if given, is called for the i-th source (in the order of
+        the flattened ``sources``) as soon as its gradient is complete, while backprop goes
+        on with the earlier ops: data-parallel training starts averaging a bucket of
+        gradients over the network then (``tapegrad.distributed``).
         """
         if self._used:
             raise RuntimeError(
@@ -137,22 +143,36 @@ class GradientTape:
         # Function is tracing (so that the backward pass becomes part of its graph).
         differentiable = _state.current() is not None
         nodes = self._nodes[:] if position >= 0 and self._persistent else self._nodes
-        grads = backprop(nodes, targets, seeds, flat_sources, differentiable)
-        results = []
-        get = grads.get
         serial, accessed, watched = self._serial, self._watch_accessed, self._watched
-        for s in flat_sources:
-            g = get(s)
+
+        def result(s: Variable, g: Any) -> Any:
             if g is not None and not ((accessed and s._trainable) or serial in s._tapes or id(s) in watched):
                 g = None  # not watched by this tape (TensorFlow semantics)
             if g is None:
-                results.append(wrap(np.zeros_like(s._value)) if mode == "zero" else None)
-            elif g.__class__ is Variable and differentiable:
-                results.append(g if g._value.dtype == s._value.dtype else astype_p.apply(g, dtype=s._value.dtype))
-            elif g.__class__ in _SCALAR_TYPES and g.dtype == s._value.dtype:
-                results.append(wrap(g))  # 0-d: an immutable NumPy scalar, nothing to copy
-            else:
-                results.append(wrap(_own(g, s._value.dtype)))
+                return wrap(np.zeros_like(s._value)) if mode == "zero" else None
+            if g.__class__ is Variable and differentiable:
+                return g if g._value.dtype == s._value.dtype else astype_p.apply(g, dtype=s._value.dtype)
+            if g.__class__ in _SCALAR_TYPES and g.dtype == s._value.dtype:
+                return wrap(g)  # 0-d: an immutable NumPy scalar, nothing to copy
+            return wrap(_own(g, s._value.dtype))
+
+        if on_ready is None:
+            grads = backprop(nodes, targets, seeds, flat_sources, differentiable)
+            get = grads.get
+            results = [result(s, get(s)) for s in flat_sources]
+        else:
+            done: dict[int, Any] = {}
+            positions: dict[int, list[int]] = {}
+            for i, s in enumerate(flat_sources):
+                positions.setdefault(id(s), []).append(i)
+
+            def ready(s: Variable, g: Any) -> None:
+                done[id(s)] = r = result(s, g)
+                for i in positions[id(s)]:
+                    on_ready(i, r)
+
+            backprop(nodes, targets, seeds, flat_sources, differentiable, ready)
+            results = [done[id(s)] for s in flat_sources]
         if not self._persistent:
             self._nodes = []
             self._watched = {}
@@ -182,11 +202,15 @@ class _Paused:
             _state.insert_tape(self._tape, self._position)
 
 
-def backprop(nodes: list, targets: list, seeds: list, sources: list, differentiable: bool) -> dict:
+def backprop(nodes: list, targets: list, seeds: list, sources: list, differentiable: bool,
+             ready: Callable[[Variable, Any], None] | None = None) -> dict:
     """Propagate cotangents from ``targets`` back through ``nodes`` (in reverse).
 
     Returns a dict from Variable to cotangent; entries for Variables that are
     neither sources nor still needed are dropped as soon as they are used.
+    ``ready(source, cotangent)``, if given, is called for each distinct source as soon as
+    no op left to visit can add to its cotangent (then the ops before the first use of
+    every source are not visited at all).
     """
     grads: dict = {}
     for t, seed in zip(targets, seeds):
@@ -198,8 +222,34 @@ def backprop(nodes: list, targets: list, seeds: list, sources: list, differentia
     # A leaf Variable (made by the user) that is not a source needs no cotangent: skipping
     # it saves e.g. the gradient of a model's input batch.
     wanted = set(sources)
+    if ready is None:
+        _propagate(reversed(nodes), grads, keep, wanted, differentiable)
+        return grads
+    # A source's cotangent is complete once the op that used it first has been visited.
+    first_use: dict[Variable, int] = {}
+    for i, node in enumerate(nodes):
+        for a in node[1]:
+            if a.__class__ is Variable and a in wanted and a not in first_use:
+                first_use[a] = i
+    by_position: dict[int, list[Variable]] = {}
+    for source, i in first_use.items():
+        by_position.setdefault(i, []).append(source)
+    end = len(nodes)
+    for i in sorted(by_position, reverse=True):
+        _propagate(reversed(nodes[i:end]), grads, keep, wanted, differentiable)
+        end = i
+        for source in by_position[i]:
+            ready(source, grads.get(source))
+    for source in dict.fromkeys(sources):  # sources no op used: their seed (as targets), or nothing
+        if source not in first_use:
+            ready(source, grads.get(source))
+    return grads
+
+
+def _propagate(reversed_nodes: Any, grads: dict, keep: set, wanted: set, differentiable: bool) -> None:
+    """The backprop loop over ``reversed_nodes``, accumulating into ``grads``."""
     pop, get = grads.pop, grads.get
-    for prim, args, vals, params, out, needs in reversed(nodes):
+    for prim, args, vals, params, out, needs in reversed_nodes:
         g = pop(out, None)
         if g is None:
             continue
@@ -255,7 +305,6 @@ def backprop(nodes: list, targets: list, seeds: list, sources: list, differentia
                 x = args[i]
                 prev = get(x)
                 grads[x] = gi if prev is None else prev + gi
-    return grads
 
 
 def _own(g: Any, dtype: np.dtype) -> np.ndarray:
