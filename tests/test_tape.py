@@ -255,7 +255,7 @@ def test_on_ready_hands_each_gradient_over_as_soon_as_it_is_complete():
         seen_at[i] = None if g is None else g.numpy().copy()
 
     sources = [w1, w2, w3, unused, w2]
-    grads = tape.gradient(loss, sources, on_ready=on_ready)
+    grads = tape.gradient_streamed(loss, sources, on_ready)
     expected = tape.gradient(loss, sources)
     assert order.index(2) < order.index(1) < order.index(0)  # the last layer's weights first
     assert sorted(order) == [0, 1, 2, 3, 4]
@@ -273,6 +273,6 @@ def test_on_ready_in_differentiable_mode_gives_differentiable_gradients():
     with tg.GradientTape() as outer:
         with tg.GradientTape() as inner:
             y = tg.reduce_sum(x ** 3)
-        (g,) = inner.gradient(y, [x], on_ready=lambda i, g: got.setdefault(i, g))
+        (g,) = inner.gradient_streamed(y, [x], lambda i, g: got.setdefault(i, g))
     assert got[0] is g
     np.testing.assert_array_equal(outer.gradient(g, x).numpy(), [6.0, 12.0])

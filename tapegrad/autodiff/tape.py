@@ -97,19 +97,27 @@ class GradientTape:
         sources: Any,
         output_gradients: Any = None,
         unconnected_gradients: str = "none",
-        on_ready: Callable[[int, Any], None] | None = None,
     ) -> Any:
         """The gradient of ``target`` with respect to ``sources``.
 
         ``sources`` may be one Variable or a list, tuple or dict of them; the result
         has the same structure. A non-scalar target is differentiated as its sum
         unless ``output_gradients`` gives its cotangent.
-
-        ``on_ready(i, gradient)``, if given, is called for the i-th source (in the order of
-        the flattened ``sources``) as soon as its gradient is complete, while backprop goes
-        on with the earlier ops: data-parallel training starts averaging a bucket of
-        gradients over the network then (``tapegrad.distributed``).
         """
+        return self.gradient_streamed(target, sources, None, output_gradients, unconnected_gradients)
+
+    def gradient_streamed(
+        self,
+        target: Any,
+        sources: Any,
+        on_ready: Callable[[int, Any], None] | None,
+        output_gradients: Any = None,
+        unconnected_gradients: str = "none",
+    ) -> Any:
+        """:meth:`gradient`, calling ``on_ready(i, gradient)`` for the i-th source (in the
+        order of the flattened ``sources``) as soon as its gradient is complete, while
+        backprop goes on with the earlier ops: data-parallel training starts averaging a
+        bucket of gradients over the network then (``tapegrad.distributed``)."""
         if self._used:
             raise RuntimeError(
                 "GradientTape.gradient can only be called once on a non-persistent tape: "
