@@ -681,9 +681,9 @@ def test_s3_fifth_order_derivative():
 
 
 # "Functional helpers: `tapegrad.grad(f, argnums=0)`, `tapegrad.value_and_grad`, `tapegrad.jacobian(f)`,
-#  `tapegrad.hessian(f)`"
+#  `tapegrad.hessian(f)`"; §11: "`grad(f, has_aux=True)`"
 def test_s3_grad_and_value_and_grad():
-    assert defaults(tg.grad) == {"argnums": 0}
+    assert defaults(tg.grad) == {"argnums": 0, "has_aux": False}
 
     def f(a, b):
         return tg.reduce_sum(tg.sin(a) * b**2)

@@ -521,3 +521,13 @@ def test_identical_independent_chains_are_batched_over_a_stack():
     assert "stacked over" in listing and "row(" in listing
     source = next(iter(compiled._cache.values())).base.run.source
     assert source.count("np_tanh(") == 12 and source.count("np_subtract(") < 4  # 1 - y*y once, not 12 times
+
+
+def test_a_function_of_a_function_keeps_its_own_cache():
+    inner = tg.Function(lambda x: x * 2.0)
+    outer = tg.Function(lambda x: inner(x) + 1.0)
+    wrapped = tg.Function(inner)  # a Function of a Function object
+    assert float(inner(tg.Variable(1.0))) == 2.0
+    assert float(outer(tg.Variable(1.0))) == 3.0
+    assert float(wrapped(tg.Variable(3.0))) == 6.0
+    assert wrapped._cache is not inner._cache and wrapped.trace_count == 1 and inner.trace_count == 1

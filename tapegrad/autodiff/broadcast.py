@@ -55,6 +55,8 @@ broadcast_like_p = Primitive("broadcast_like", lambda x, like: np.broadcast_to(x
 sum_like_p.defvjp(lambda g, out, x, like: broadcast_like_p(g, x), lambda g, out, x, like: None)
 broadcast_like_p.defvjp(lambda g, out, x, like: sum_like_p(g, x), lambda g, out, x, like: None)
 astype_p.defvjp(lambda g, out, x, dtype: astype_p(g, dtype=x.dtype))
+for _prim in (sum_to_p, broadcast_to_p, sum_like_p, broadcast_like_p, astype_p):  # linear in x
+    _prim.defjvp_linear()
 
 
 def unbroadcast(g: object, shape: tuple[int, ...]) -> object:

@@ -26,6 +26,7 @@ from typing import Any, Callable
 from numpy import asarray as _asarray
 
 from ..errors import OpTypeError, OpValueError
+from . import primitive as _primitive
 from . import state as _state
 from .primitive import Primitive, record
 from .variable import Variable, wrap
@@ -33,8 +34,7 @@ from .variable import Variable, wrap
 
 def _run_forward(f: Callable, args: tuple) -> tuple[Variable, Callable]:
     """``f(*args)`` with no tape recording (a tracer still records its ops)."""
-    state = _state.current()
-    with _state.scope((), state.tracers if state is not None else ()):
+    with _state.scope((), None, ()):  # (a forward trace differentiates the custom op by its VJP)
         result = f(*args)
     if not (isinstance(result, tuple) and len(result) == 2 and callable(result[1])):
         raise OpTypeError(f"custom_gradient {getattr(f, '__name__', 'f')}: the function must return "
@@ -84,6 +84,9 @@ def custom_gradient(f: Callable) -> Callable:
             if state.tracers:
                 # the graph keeps the function, not this trace's closure (see the module docstring)
                 state.tracers[-1].record(custom_p, inputs, vals, {"fn": f, "name": name}, out)
+            if state.forward:  # forward mode: the tangent from the custom VJP, by transposition
+                _primitive.forward_hook(custom_p, inputs, vals, {"fn": f, "backward": backward, "name": name},
+                                        out, state)
         return out
 
     return wrapper

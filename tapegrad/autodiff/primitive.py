@@ -34,6 +34,10 @@ _ndarray = np.ndarray
 _asarray = np.asarray
 
 
+def forward_hook(prim: Primitive, args: tuple, vals: Any, params: Any, out: Variable, recording: Any) -> None:
+    """Computes tangents while forward traces are active (autodiff/forward.py installs it)."""
+
+
 def stack_nested(value: list | tuple, op: str, arg: str) -> Variable | None:
     """Stacks a list that holds Variables (tapegrad.ops installs it: stacking is an op)."""
     return None
@@ -43,8 +47,8 @@ class Primitive:
     """An op: a NumPy forward plus one VJP rule per input (or one joint rule)."""
 
     __slots__ = (
-        "name", "impl", "argnames", "vjp_rules", "vjp_joint", "broadcasting", "differentiable", "check",
-        "impure", "apply1", "apply2", "__weakref__",
+        "name", "impl", "argnames", "vjp_rules", "vjp_joint", "jvp_rules", "jvp_joint", "batch_rule",
+        "broadcasting", "differentiable", "check", "impure", "apply1", "apply2", "__weakref__",
     )
 
     def __init__(
@@ -70,6 +74,9 @@ class Primitive:
         self.impure = impure
         self.vjp_rules: tuple | None = None
         self.vjp_joint: Callable[..., Any] | None = None
+        self.jvp_rules: tuple | None = None  # forward mode (see autodiff/forward.py)
+        self.jvp_joint: Callable[..., Any] | None = None
+        self.batch_rule: Callable[..., Any] | None = None  # vmap (see autodiff/batching.py)
         # Specialised apply() for one and two inputs without parameters: the eager hot path.
         self.apply1 = _make_apply1(self)
         self.apply2 = _make_apply2(self)
@@ -89,6 +96,32 @@ class Primitive:
         Used by variadic primitives (concat) and custom gradients.
         """
         self.vjp_joint = rule
+        return self
+
+    def defjvp(self, *rules: Callable[..., Any] | None) -> Primitive:
+        """Forward mode, one rule per input: ``rule(t, out, *inputs, **params)`` is the part
+        of the output's tangent due to that input's tangent ``t`` (None: no part)."""
+        self.jvp_rules = rules
+        return self
+
+    def defjvp_joint(self, rule: Callable[..., Any]) -> Primitive:
+        """Forward mode, one rule for all inputs: ``rule(tangents, out, inputs, params)``
+        (a tangent is None where an input has none)."""
+        self.jvp_joint = rule
+        return self
+
+    def defjvp_diagonal(self) -> Primitive:
+        """An elementwise op: its Jacobian is diagonal, so each VJP rule applied to a
+        tangent is also the JVP rule."""
+        self.jvp_rules = self.vjp_rules
+        return self
+
+    def defjvp_linear(self) -> Primitive:
+        """An op linear in its first input (any others are indices or shapes): the output's
+        tangent is the op applied to the first input's tangent."""
+        prim = self
+        self.jvp_joint = lambda tangents, out, inputs, params: (
+            None if tangents[0] is None else prim(tangents[0], *inputs[1:], **params))
         return self
 
     # -- application -----------------------------------------------------------------
@@ -124,6 +157,8 @@ class Primitive:
                 record(self, args, vals, params, res, recording.tapes)
             if recording.tracers:
                 recording.tracers[-1].record(self, args, vals, params, res)
+            if recording.forward:
+                forward_hook(self, args, vals, params, res, recording)
         return res
 
     # -- argument checking -----------------------------------------------------------
@@ -235,6 +270,8 @@ def _make_apply1(prim: Primitive) -> Callable[[Any], Variable]:
                 record(prim, (x,), (xv,), None, res, tapes)
         if recording.tracers:
             recording.tracers[-1].record(prim, (x,), (xv,), None, res)
+        if recording.forward:
+            forward_hook(prim, (x,), (xv,), None, res, recording)
         return res
 
     return apply1
@@ -299,6 +336,8 @@ def _make_apply2(prim: Primitive, reflected: bool = False) -> Callable[[Any, Any
                 record(prim, (x, y), (xv, yv), None, res, tapes)
         if recording.tracers:
             recording.tracers[-1].record(prim, (x, y), (xv, yv), None, res)
+        if recording.forward:
+            forward_hook(prim, (x, y), (xv, yv), None, res, recording)
         return res
 
     if reflected:

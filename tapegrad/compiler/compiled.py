@@ -22,6 +22,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from ..autodiff import state as _state
+from ..autodiff.forward import process as forward_hook
+from ..autodiff.forward import run_forward
 from ..autodiff.primitive import Primitive, record
 from ..autodiff.tape import GradientTape
 from ..autodiff.variable import Variable, wrap
@@ -87,6 +89,7 @@ class _Compiled:
         self.rebuild_out = rebuild_out
         self.call_prim: Primitive | None = None
         self.backward: Function | None = None
+        self.tangents: Function | None = None  # forward mode: the tangents of the outputs
         # per set of outputs that have a cotangent: the positions of the inputs and captures
         # that none of them depends on differentiably. Their gradient is None, as in eager mode
         # (found when the backward pass is traced for that set).
@@ -158,7 +161,7 @@ class Function:
         self._lock = threading.RLock()
         self._keys: list[Any] = []
         self.trace_count = 0
-        functools.update_wrapper(self, fn)
+        functools.update_wrapper(self, fn, updated=())  # (not __dict__: fn may be a wrapper too)
 
     # -- the cache -----------------------------------------------------------------------
     def _key(self, args: tuple, kwargs: dict) -> tuple[Any, list]:
@@ -234,8 +237,9 @@ class Function:
         except (ValueError, TypeError, IndexError) as exc:
             raise self._explain(compiled, values, exc) from None
         results = [wrap(o) for o in outs]
-        if _state.active_tapes():
-            self._record_call(compiled, arrays, results, residuals)
+        recording = _state.current()
+        if recording is not None and (recording.tapes or recording.forward):
+            self._record_call(compiled, arrays, results, residuals, recording)
         return compiled.rebuild_out(results)
 
     def _explain(self, compiled: _Compiled, values: list, exc: Exception) -> Exception:
@@ -274,29 +278,38 @@ class Function:
             if entry.polymorphic is None:
                 entry.polymorphic = same_structure(entry.base.traced, graph)
         self.trace_count += 1
-        if _state.active_tapes():
+        recording = _state.current()
+        if recording is not None and (recording.tapes or recording.forward):
             arrays, _, _ = flatten_args(args, kwargs)
             outputs, _ = flatten_outputs(result, self.name)
             residuals = [tracer.variable_of[v.id]._value for v in compiled.residuals]
-            self._record_call(compiled, arrays, outputs, residuals)
+            self._record_call(compiled, arrays, outputs, residuals, recording)
         return result
 
     # -- gradients ---------------------------------------------------------------------------
-    def _record_call(self, compiled: _Compiled, arrays: list, outputs: list[Variable], residuals: list) -> None:
-        """Record the call as one node on the active tapes. With several outputs the node's
-        result is a packed Variable; each output unpacks it (see unpack_p)."""
+    def _record_call(self, compiled: _Compiled, arrays: list, outputs: list[Variable], residuals: list,
+                     recording: Any) -> None:
+        """Apply the call as one op for the active tapes and forward traces. With several
+        outputs the op's result is a packed Variable; each output unpacks it (see unpack_p)."""
         captures = [v.payload for v in compiled.traced.captures]
         args = tuple(arrays) + tuple(captures)
         vals = tuple(a._value if isinstance(a, Variable) else a for a in args)
         prim = self._call_prim(compiled)
         params = {"residuals": tuple(residuals)}
+
+        def apply(p: Primitive, a: tuple, v: tuple, ps: dict, out: Variable) -> None:
+            if recording.tapes:
+                record(p, a, v, ps, out, recording.tapes)
+            if recording.forward:
+                forward_hook(p, a, v, ps, out, recording)
+
         if len(outputs) == 1:
-            record(prim, args, vals, params, outputs[0])
+            apply(prim, args, vals, params, outputs[0])
             return
         packed = wrap(tuple(o._value for o in outputs))
-        record(prim, args, vals, params, packed)
+        apply(prim, args, vals, params, packed)
         for k, out in enumerate(outputs):
-            record(unpack_p, (packed,), (packed._value,), {"index": k}, out)
+            apply(unpack_p, (packed,), (packed._value,), {"index": k}, out)
 
     def _call_prim(self, compiled: _Compiled) -> Primitive:
         if compiled.call_prim is None:
@@ -319,8 +332,41 @@ class Function:
             unconnected = compiled.unconnected[tuple(c is not None for c in cotangents)]
             return [None if k in unconnected else gk for k, gk in enumerate(grads)]
 
+        def jvp(tangents: list, out: Any, inputs: tuple, params: dict) -> Any:
+            # the tangents of the outputs, from the forward graph replayed under a forward trace
+            # (compiled too: one tangent Function per set of inputs that have tangents)
+            outs = self._tangent_function(compiled)(*inputs, *params["residuals"], *tangents)
+            return outs[0] if n_outputs == 1 else PackedTangent(outs)
+
         prim.defvjp_joint(vjp)
+        prim.defjvp_joint(jvp)
         return prim
+
+    def _tangent_function(self, compiled: _Compiled) -> Function:
+        if compiled.tangents is None:
+            with self._lock:
+                if compiled.tangents is None:
+                    compiled.tangents = self._make_tangent_function(compiled)
+        return compiled.tangents
+
+    def _make_tangent_function(self, compiled: _Compiled) -> Function:
+        graph = compiled.traced
+
+        def tangents_of_outputs(*values: Any) -> list:
+            n_in, n_cap, n_res = len(graph.inputs), len(graph.captures), len(compiled.residuals)
+            inputs = [v if isinstance(v, Variable) else wrap(np.asarray(v)) for v in values[:n_in + n_cap]]
+            saved = dict(zip((v.id for v in compiled.residuals), values[n_in + n_cap:n_in + n_cap + n_res]))
+            given = values[n_in + n_cap + n_res:]
+            outs, trace = run_forward(lambda *ins: replay(graph, list(ins[:n_in]), list(ins[n_in:]), saved),
+                                      inputs, list(given))
+            result = []
+            for o in outs:
+                t = trace.tangent_of(o)
+                result.append(wrap(np.zeros(np.shape(o._value), o._value.dtype)) if t is None
+                              else t if isinstance(t, Variable) else wrap(np.asarray(t)))
+            return result
+
+        return Function(tangents_of_outputs, optimize=self.optimize, name=f"{self.name}.tangents")
 
     def _backward(self, compiled: _Compiled) -> Function:
         if compiled.backward is None:
@@ -417,9 +463,14 @@ class PackedCotangent:
         return PackedCotangent(merged)
 
 
+class PackedTangent(tuple):
+    """The tangents of the outputs of a multi-output call, unpacked by unpack_p."""
+
+
 # Output k of a multi-output call: its VJP packs the cotangent for the call node.
 unpack_p = Primitive("unpack", lambda packed, index: packed[index])
 unpack_p.defvjp(lambda g, out, packed, index: PackedCotangent({index: g}))
+unpack_p.defjvp(lambda t, out, packed, index: t[index])
 
 
 def replay(graph: Graph, inputs: list[Variable], captures: list[Variable],
@@ -454,7 +505,7 @@ def respecialize(graph: Graph, arrays: list) -> Graph:
     env: dict[int, Any] = {}
     for v, a in zip(graph.inputs, arrays):
         var = a if isinstance(a, Variable) else wrap(a)
-        if tracer.is_traced(var):
+        if getattr(var, "_traced", None) is not None:
             var = wrap(var._value)
         tracer.placeholder(var)
         env[v.id] = var
@@ -473,7 +524,7 @@ def respecialize(graph: Graph, arrays: list) -> Graph:
                 env[node.output.id] = node.op.apply(*inputs, **node.params)
     result = Graph(tracer.inputs, tracer.captures, tracer.nodes, [tracer.value_of(get(v)) for v in graph.outputs])
     for v in graph.inputs:
-        unmark(env[v.id])
+        unmark(env[v.id], tracer.serial)
     return result
 
 

@@ -193,7 +193,7 @@ def trace(fn: Callable, args: tuple, kwargs: dict, allow_new_variables: bool,
     placeholders = []
     for a in arrays:
         var = a if isinstance(a, Variable) else wrap(a)
-        if tracer.is_traced(var):  # the same Variable passed twice
+        if getattr(var, "_traced", None) is not None:  # passed twice, or a value of an enclosing trace
             var = wrap(var._value)
         tracer.placeholder(var)
         placeholders.append(var)
@@ -206,14 +206,14 @@ def trace(fn: Callable, args: tuple, kwargs: dict, allow_new_variables: bool,
     finally:
         # the caller's Variables (arguments, results) do not keep pointing into the graph
         for var in placeholders:
-            unmark(var)
+            unmark(var, tracer.serial)
     for var in outputs:
-        unmark(var)
+        unmark(var, tracer.serial)
     return graph, result, rebuild_out, tracer
 
 
-def unmark(var: Variable) -> None:
-    try:
+def unmark(var: Variable, serial: int) -> None:
+    """Forget that ``var`` is a value of the trace ``serial`` (not of an enclosing one)."""
+    mark = getattr(var, "_traced", None)
+    if mark is not None and mark[0] == serial:
         del var._traced
-    except AttributeError:
-        pass

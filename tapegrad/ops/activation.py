@@ -78,6 +78,13 @@ log_softmax_p.defvjp(
 )
 
 
+# Forward mode: sigmoid, relu and softplus are elementwise; softmax's Jacobian, diag(s) - s s^T,
+# is symmetric, so its VJP rule is its JVP rule; log_softmax's is I - 1 s^T.
+for _prim in (sigmoid_p, relu_p, softplus_p, softmax_p):
+    _prim.defjvp_diagonal()
+log_softmax_p.defjvp(lambda t, out, x, axis: t - reduce_sum_p(exp_p(out) * t, axis=(axis,), keepdims=True))
+
+
 def sigmoid(x: ArrayLike) -> Variable:
     """1 / (1 + exp(-x)), stable for large |x|."""
     return sigmoid_p.apply1(x)

@@ -171,6 +171,11 @@ def _clip_max_rule(g: Any, out: Any, x: Any, lo: Any, hi: Any) -> Any:
 clip_p = Primitive("clip_by_value", _clip_impl, ("x", "min", "max"), broadcasting=True)
 clip_p.defvjp(_clip_rule, _clip_min_rule, _clip_max_rule)
 
+# Forward mode: every differentiable op above is elementwise, its Jacobian diagonal.
+for _prim in (add_p, sub_p, mul_p, div_p, neg_p, nop_p, pow_p, reciprocal_p, square_p, sqrt_p, exp_p, log_p,
+              log1p_p, expm1_p, sin_p, cos_p, tan_p, tanh_p, abs_p, maximum_p, minimum_p, where_p, clip_p):
+    _prim.defjvp_diagonal()
+
 # -- comparisons (not differentiable) --------------------------------------------------
 equal_p = _binary("equal", np.equal, differentiable=False)
 not_equal_p = _binary("not_equal", np.not_equal, differentiable=False)

@@ -116,6 +116,8 @@ def _scatter_add_rule(g: Any, out: Any, needs: tuple, inputs: tuple, params: dic
 
 getitem_p.defvjp_joint(_getitem_rule)
 scatter_add_p.defvjp_joint(_scatter_add_rule)
+getitem_p.defjvp_linear()  # (linear in x; the index arrays have no tangent)
+scatter_add_p.defjvp_linear()
 
 
 def getitem(x: ArrayLike, index: Any) -> Variable:
@@ -135,6 +137,7 @@ gather_p.defvjp(
                                                    shape=np.shape(x)),
     lambda g, out, x, indices, axis: None,
 )
+gather_p.defjvp_linear()
 
 
 def gather(x: ArrayLike, indices: ArrayLike, axis: int = 0) -> Variable:

@@ -54,6 +54,9 @@ def _matmul_y_rule(g: Any, out: Any, x: Any, y: Any, transpose_a: bool = False, 
 
 matmul_p = Primitive("matmul", _matmul_impl, ("x", "y"), broadcasting=True, check=_matmul_check)
 matmul_p.defvjp(_matmul_x_rule, _matmul_y_rule)
+# Forward mode: the product is bilinear, each tangent goes through it in its argument's place.
+matmul_p.defjvp(lambda t, out, x, y, **params: matmul_p(t, y, **params),
+                lambda t, out, x, y, **params: matmul_p(x, t, **params))
 
 
 def matmul(x: ArrayLike, y: ArrayLike, transpose_a: bool = False, transpose_b: bool = False) -> Variable:

@@ -334,3 +334,38 @@ def sigmoid_cross_entropy(logits: ArrayLike, targets: ArrayLike) -> Variable:
 def take_class(x: ArrayLike, labels: ArrayLike) -> Variable:
     """``x[..., labels]``: the entry of each row's last axis at its integer label."""
     return take_class_p.apply2(x, labels)
+
+
+# -- forward mode ----------------------------------------------------------------------------------
+def _sce_jvp(t: Any, out: Any, x: Any, labels: Any, reduction: str) -> Any:
+    # each row's loss moves by sum((softmax - onehot) * t) over the classes
+    rows = reduce_sum_p(_softmax_minus_onehot(x, labels) * t, axis=(np.ndim(x) - 1,), keepdims=False)
+    if reduction == "none":
+        return rows
+    n = int(np.prod(np.shape(x)[:-1], dtype=np.int64))
+    return _scale(reduce_sum_p(rows, axis=None, keepdims=False), n, reduction)
+
+
+def _sce_grad_x_jvp(t: Any, out: Any, g: Any, x: Any, labels: Any, reduction: str) -> Any:
+    # c(g) * softmax(x) moves by c(g) * s * (t - sum(s * t)) (the softmax's symmetric Jacobian)
+    axis = np.ndim(x) - 1
+    if reduction == "none":
+        c = reshape_p(g, shape=_keep_shape(x))
+    else:
+        c = _scale(g, int(np.prod(np.shape(x)[:-1], dtype=np.int64)), reduction)
+    s = softmax_p(x, axis=axis)
+    return c * (s * (t - reduce_sum_p(s * t, axis=(axis,), keepdims=True)))
+
+
+sce_p.defjvp(_sce_jvp, None)
+sce_grad_p.defjvp(lambda t, out, g, x, labels, reduction: sce_grad_p(t, x, labels, reduction=reduction),
+                  _sce_grad_x_jvp, None)
+softmax_ce_p.defjvp(
+    lambda t, out, x, targets, axis: reduce_sum_p(
+        (softmax_p(x, axis=axis) * reduce_sum_p(targets, axis=(axis,), keepdims=True) - targets) * t,
+        axis=(axis,), keepdims=False),
+    lambda t, out, x, targets, axis: -reduce_sum_p(log_softmax_p(x, axis=axis) * t, axis=(axis,), keepdims=False),
+)
+sigmoid_ce_p.defjvp_diagonal()
+take_class_p.defjvp_linear()
+put_class_p.defjvp_linear()

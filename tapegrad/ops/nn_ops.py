@@ -286,6 +286,11 @@ scatterb_add_p.defvjp(
         g, indices, batch=batch, outer=outer, inner=inner),
     None,
 )
+# Forward mode: the activations are elementwise; the batched gather and its transpose are linear.
+for _prim in (erf_p, erfc_p, gelu_p, silu_p, leaky_relu_p, elu_p):
+    _prim.defjvp_diagonal()
+gatherb_p.defjvp_linear()
+scatterb_add_p.defjvp_linear()
 
 
 # ---------------------------------------------------------------------------------------

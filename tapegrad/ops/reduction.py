@@ -143,6 +143,25 @@ def _logsumexp_rule(g: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
 
 logsumexp_p.defvjp(_logsumexp_rule)
 
+
+def _reduction_jvp(vjp_rule: Any) -> Any:
+    """The JVP of a reduction whose output element depends on its own slice only: the VJP of
+    a cotangent of ones gives the derivative of each output element with respect to each
+    element of its slice, and the tangent is their sum weighted by the input's tangent."""
+
+    def jvp(t: Any, out: Any, x: Any, axis: Any, keepdims: bool) -> Any:
+        weights = vjp_rule(np.ones(np.shape(out), np.result_type(out)), out, x, axis, keepdims)
+        return reduce_sum_p(weights * t, axis=axis, keepdims=keepdims)
+
+    return jvp
+
+
+reduce_sum_p.defjvp_linear()
+reduce_mean_p.defjvp_linear()
+for _prim, _rule in ((reduce_max_p, _chooser_rule), (reduce_min_p, _chooser_rule), (reduce_prod_p, _prod_rule),
+                     (logsumexp_p, _logsumexp_rule)):
+    _prim.defjvp(_reduction_jvp(_rule))
+
 argmax_p = Primitive("argmax", lambda x, axis: np.argmax(x, axis=axis), differentiable=False)
 argmin_p = Primitive("argmin", lambda x, axis: np.argmin(x, axis=axis), differentiable=False)
 

@@ -75,6 +75,8 @@ expand_dims_p = Primitive("expand_dims", _expand_dims_impl)
 squeeze_p = Primitive("squeeze", _squeeze_impl)
 expand_dims_p.defvjp(lambda g, out, x, axes: squeeze_p(g, axes=axes))
 squeeze_p.defvjp(lambda g, out, x, axes: expand_dims_p(g, axes=axes))
+for _prim in (reshape_p, transpose_p, expand_dims_p, squeeze_p):  # linear: tangents go through them
+    _prim.defjvp_linear()
 
 
 def expand_dims(x: ArrayLike, axis: int, op: str = "expand_dims") -> Variable:
@@ -124,6 +126,10 @@ def _concat_check(vals: list, params: dict) -> str:
 
 concat_p = Primitive("concat", lambda *xs, axis: np.concatenate(xs, axis=axis), ("xs",), check=_concat_check)
 concat_p.defvjp_joint(_concat_rule)
+# Forward mode: the concatenation of the tangents (zeros for an input without one).
+concat_p.defjvp_joint(lambda tangents, out, inputs, params: concat_p(
+    *[np.zeros(np.shape(x), np.result_type(out)) if t is None else t for t, x in zip(tangents, inputs)],
+    axis=params["axis"]))
 
 
 def concat(xs: list[ArrayLike], axis: int = -1) -> Variable:

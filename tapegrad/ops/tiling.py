@@ -38,6 +38,7 @@ def _repeat_rule(g: Any, out: Any, x: Any, repeats: int, axis: int | None) -> An
 
 repeat_p = Primitive("repeat", lambda x, repeats, axis: np.repeat(x, repeats, axis=axis))
 repeat_p.defvjp(_repeat_rule)
+repeat_p.defjvp_linear()
 
 
 def repeat(x: ArrayLike, repeats: Any, axis: int | None = None) -> Variable:
