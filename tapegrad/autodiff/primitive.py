@@ -20,6 +20,7 @@ returns an ndarray, with any Variable it applies the op and returns a Variable.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, Callable
 
 import numpy as np
@@ -32,6 +33,10 @@ from .variable import Variable, wrap
 
 _ndarray = np.ndarray
 _asarray = np.asarray
+
+
+# Every primitive that exists (tests check that each built-in one has all its rules).
+ALL_PRIMITIVES: weakref.WeakSet[Primitive] = weakref.WeakSet()
 
 
 def forward_hook(prim: Primitive, args: tuple, vals: Any, params: Any, out: Variable, recording: Any) -> None:
@@ -80,6 +85,7 @@ class Primitive:
         # Specialised apply() for one and two inputs without parameters: the eager hot path.
         self.apply1 = _make_apply1(self)
         self.apply2 = _make_apply2(self)
+        ALL_PRIMITIVES.add(self)
 
     def __repr__(self) -> str:
         return f"<Primitive {self.name}>"

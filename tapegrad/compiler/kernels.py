@@ -91,13 +91,17 @@ KERNELS["astype"] = Kernel(lambda a, out, p: [f"np_copyto({out}, {a[0]}, casting
                            {"np_copyto": np.copyto})
 
 
-def _matmul(a: list[str], out: str, p: dict) -> list[str]:
+def _matmul(a: list[str], out: str, p: dict, inputs: list) -> list[str]:
     x = f"{a[0]}.swapaxes(-1, -2)" if p.get("transpose_a") else a[0]
     y = f"{a[1]}.swapaxes(-1, -2)" if p.get("transpose_b") else a[1]
+    xshape = inputs[0].shape
+    contracted = (xshape[-2] if p.get("transpose_a") else xshape[-1]) if len(xshape) >= 2 else None
+    if contracted == 1 and len(xshape) > 2:  # outer products: the broadcast product (see ops.linalg)
+        return [f"np_multiply({x}, {y}, {out})"]
     return [f"np_matmul({x}, {y}, {out})"]
 
 
-KERNELS["matmul"] = Kernel(_matmul, (), {"np_matmul": np.matmul})
+KERNELS["matmul"] = Kernel(None, (), {"np_matmul": np.matmul, "np_multiply": np.multiply})
 
 
 def _reduce(ufunc_name: str) -> Callable[[list[str], str, dict], list[str]]:
@@ -131,7 +135,7 @@ def _sum_to(a: list[str], out: str, p: dict, inputs: list) -> list[str]:
 KERNELS["sum_to"] = Kernel(None, (), {"np_add_reduce": np.add.reduce, "np_matmul": np.matmul})
 # Emitters that look at the input values (shapes, constants): emit(args, out, params, inputs).
 KERNELS["sum_like"] = KERNELS["sum_to"]
-SHAPED_EMITTERS = {"sum_to": _sum_to, "sum_like": _sum_to, "where": _where}
+SHAPED_EMITTERS = {"sum_to": _sum_to, "sum_like": _sum_to, "where": _where, "matmul": _matmul}
 KERNELS["reduce_max"] = Kernel(_reduce("np_maximum_reduce"), (), {"np_maximum_reduce": np.maximum.reduce})
 KERNELS["reduce_min"] = Kernel(_reduce("np_minimum_reduce"), (), {"np_minimum_reduce": np.minimum.reduce})
 

@@ -21,6 +21,10 @@ def _matmul_impl(x: np.ndarray, y: np.ndarray, transpose_a: bool = False, transp
         x = x.swapaxes(-1, -2)
     if transpose_b:
         y = y.swapaxes(-1, -2)
+    if x.shape[-1] == 1 and x.ndim > 2:
+        # Outer products (a contracted axis of length 1, as in per-example weight gradients):
+        # NumPy's batched matmul does not reach BLAS there; the broadcast product is ~4x faster.
+        return np.multiply(x, y)
     return np.matmul(x, y)
 
 
