@@ -1,5 +1,7 @@
 """tapegrad.draw: a computation graph as Graphviz DOT, with the local derivative on each edge.
 
+(The module is ``tapegrad.drawing``, so that ``tapegrad.draw`` stays the function.)
+
 Seed 004's figure, for any recorded computation: every node shows its op and value, every
 edge the partial derivative of the node's output with respect to that input, the others
 held fixed (for ``d = a * c`` the edge ``a -> d`` shows the value of ``c``).
