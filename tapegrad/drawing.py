@@ -53,7 +53,7 @@ def draw(
     format: str = "svg",
     *,
     outputs: Variable | list[Variable] | tuple[Variable, ...] | None = None,
-    args: Any = (),
+    args: Any = None,
     kwargs: dict[str, Any] | None = None,
     title: str | None = None,
     timeout: float = 30.0,
@@ -66,8 +66,13 @@ def draw(
       ``gradient()``, which makes a non-persistent tape forget them). ``outputs=`` (a
       Variable or a list of them) keeps only the ops they depend on; or
     * a compiled :class:`~tapegrad.Function` (or a plain function, compiled for the
-      drawing) together with its arguments ``args=(x, y)`` (and ``kwargs``): the graph it
-      traced for them, before optimisation (``f.graph(...)`` lists the optimised one).
+      drawing) together with its arguments ``args=(x, y)`` (a tuple; anything else is the one
+      argument) and ``kwargs``: the graph it traced for them, before optimisation
+      (``f.graph(...)`` lists the optimised one).
+      Values are computed from ``args`` and the current values of the Variables the
+      function reads; effects (``assign``, optimizer updates) are drawn, not run. A
+      Function not yet traced for such arguments is called once to trace it, as
+      ``f.graph(...)`` does, and that call does run its effects.
 
     Leaves and inputs are labelled with their Variable names; op results too when they
     are given one (``c.name = "c"``), and the edges between named nodes read ``∂d/∂a = 7``.
@@ -80,7 +85,7 @@ def draw(
     if format not in FORMATS:
         raise OpValueError(f"draw: format must be one of {', '.join(map(repr, FORMATS))}, got {format!r}")
     if isinstance(target, GradientTape):
-        if args != () or kwargs:
+        if args is not None or kwargs is not None:
             raise OpTypeError("draw: args and kwargs are the arguments of a Function; a tape target takes none")
         picture = _tape_picture(target, outputs)
         default_title = "GradientTape"
@@ -91,7 +96,7 @@ def draw(
     elif callable(target):
         if outputs is not None:
             raise OpTypeError("draw: outputs selects ops of a tape; a Function's graph is drawn whole")
-        picture, name = _function_picture(target, args, kwargs or {})
+        picture, name = _function_picture(target, () if args is None else args, kwargs or {})
         default_title = f"Function {name}"
     else:
         raise OpTypeError(
@@ -175,9 +180,21 @@ def _params_text(params: dict | None) -> str:
     for k, p in (params or {}).items():
         if k == "residuals":  # (a compiled call's saved random draws)
             continue
-        text = f"array{list(p.shape)}" if isinstance(p, np.ndarray) else str(p) if isinstance(p, np.dtype) else repr(p)
+        text = _param_text(p)
         shown.append(f"{k}={text if len(text) <= 24 else text[:21] + '...'}")
     return f"({', '.join(shown)})" if shown else ""
+
+
+def _param_text(p: Any) -> str:
+    """A parameter as text that is the same in every run (no memory addresses)."""
+    if isinstance(p, np.ndarray):
+        return f"array{list(p.shape)}"
+    if isinstance(p, np.dtype):
+        return str(p)
+    if callable(p) and hasattr(p, "__name__"):
+        return p.__name__
+    text = repr(p)
+    return f"<{type(p).__name__}>" if " at 0x" in text else text
 
 
 # -- a tape's recorded ops ---------------------------------------------------------------------
@@ -232,7 +249,7 @@ def _function_picture(fn: Callable[..., Any], args: Any, kwargs: dict) -> tuple[
     from .compiler import Function
 
     function = fn if isinstance(fn, Function) else Function(fn)
-    if not isinstance(args, (tuple, list)):
+    if not isinstance(args, tuple):  # one argument
         args = (args,)
     with _state.paused():  # drawing is not part of whatever a tape or tracer records
         graph, arrays = _traced_graph(function, tuple(args), kwargs)
@@ -297,8 +314,8 @@ _FORMULAS: dict[str, tuple[str, ...]] = {
     "reshape": ("g reshaped as x",),
     "transpose": ("g transposed back",),
     "broadcast_to": ("g summed to x's shape",),
-    "softmax": ("s ⊙ (g - Σ g ⊙ s)",),
-    "log_softmax": ("g - softmax(x) Σ g",),
+    "softmax": ("out ⊙ (g - Σ g ⊙ out)",),
+    "log_softmax": ("g - exp(out) Σ g",),
     "getitem": ("g scattered into x",),
     "gather": ("g scattered into x",),
     "expand_dims": ("g reshaped as x",),

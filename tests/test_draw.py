@@ -144,6 +144,26 @@ def test_a_plain_function_is_compiled_for_the_drawing_and_nothing_is_recorded():
     assert [label for *_, label, _ in edges] == ["elementwise (2,)\n[2, 4]"]
 
 
+def test_a_functions_effects_are_drawn_not_run_and_captures_show_their_current_values():
+    w = tg.Variable(np.array([1.0, 2.0]), dtype="float64", name="w")
+
+    @tg.Function
+    def step(x):
+        y = w * x
+        w.assign(y)
+        return tg.reduce_sum(y)
+
+    x = tg.Variable(np.array([3.0, 4.0]), dtype="float64", name="x")
+    step(x)  # w = [3, 8]
+    nodes, edges, outputs = parse(tg.draw(step, args=(x,)))
+    assert np.array_equal(w.value(), [3.0, 8.0])  # drawing ran no assignment
+    assert {"w\n(2,)\n[3, 8]", "mul\n(2,)\n[9, 32]", "assign w :="} <= set(nodes.values())
+    assert outputs == {"reduce_sum(axis=None, keepdims=False)\n41"}
+    into_effect = sorted((x.split("\n")[0], label, "dashed" in attrs) for x, y, label, attrs in edges
+                         if y == "assign w :=")
+    assert into_effect == [("mul", None, True), ("w", None, True)]
+
+
 # -- arrays --------------------------------------------------------------------------------------------
 def test_arrays_show_shapes_values_when_small_and_jacobians_where_not_elementwise():
     x = tg.Variable(np.arange(6.0).reshape(2, 3), dtype="float64", name="x")
@@ -186,6 +206,29 @@ def test_softmax_is_not_taken_for_elementwise_and_small_jacobians_show_their_val
     assert np.allclose(np.array(eval(values)), jacobian, rtol=1e-5)  # noqa: S307 - our own number list
     assert formula.startswith("VJP g ↦")
     assert s.shape == (2,)
+
+
+def test_compiled_calls_and_custom_gradients_on_a_tape_take_their_own_rules():
+    @tg.custom_gradient
+    def cube(x):
+        return x * x * x, lambda dy: dy * 3 * x * x
+
+    compiled_sin = tg.Function(lambda v: tg.sin(v), name="compiled_sin")
+    x = tg.Variable(2.0, dtype="float64", name="x")
+    v = tg.Variable(np.array([0.5, 1.0]), dtype="float64", name="v")
+    with tg.GradientTape(persistent=True) as tape:
+        y = cube(x)
+        s = compiled_sin(v)
+    y.name, s.name = "y", "s"
+    dot = tg.draw(tape)
+    assert " at 0x" not in dot  # parameters are drawn the same in every run
+    _, edges, outputs = parse(dot)
+    labels = {label for *_, label, _ in edges}
+    assert "∂y/∂x = 12" in labels  # the custom rule: 3 x^2
+    cos = np.cos([0.5, 1.0])
+    assert f"∂s/∂v = elementwise (2,)\n[{cos[0]:.6g}, {cos[1]:.6g}]" in labels  # the compiled backward pass
+    assert {o.split("\n")[0] for o in outputs} == {"y = custom(fn=cube, backward=<lambda>, name='cube')",
+                                                    "s = call:compiled_sin"}
 
 
 # -- writing files ---------------------------------------------------------------------------------
