@@ -16,7 +16,9 @@ EXAMPLES = ROOT / "examples"
 def run(script: str, tmp_path: Path) -> list[str]:
     temporary = tmp_path / "tmp"  # the script's TMPDIR: it must leave nothing behind
     temporary.mkdir()
-    env = dict(os.environ, MPLBACKEND="Agg", TMPDIR=str(temporary))
+    # (PYTHONPATH: the scripts import this checkout's tapegrad, not an installed one)
+    pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, MPLBACKEND="Agg", TMPDIR=str(temporary), PYTHONPATH=pythonpath)
     result = subprocess.run([sys.executable, str(EXAMPLES / script)], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
