@@ -4,6 +4,7 @@ a Variable; the primitives (``*_p``) are what VJP rules and the compiler use."""
 from . import operators as _operators  # noqa: F401 - installs Variable's operators
 from .activation import log_softmax, relu, sigmoid, softmax, softplus
 from .constant import bandpart, cast, one_hot, ones, ones_like, shape, stop_gradient, zeros, zeros_like
+from .conv import conv, conv_transpose
 from .elementwise import (
     abs,
     add,
@@ -45,6 +46,7 @@ from .elementwise import (
 )
 from .linalg import matmul
 from .nn_ops import dropout, elu, erf, erfc, gelu, leaky_relu, silu
+from .pooling import avg_pool, max_pool
 from .reduction import argmax, argmin, logsumexp, reduce_max, reduce_mean, reduce_min, reduce_sum
 from .shape import (
     broadcast_to,
@@ -71,4 +73,6 @@ __all__ = [
     "tanh", "transpose", "where", "zeros", "zeros_like",
     # neural-network ops (nn_ops.py)
     "dropout", "elu", "erf", "erfc", "gelu", "leaky_relu", "silu",
+    # convolution and pooling (conv.py, pooling.py)
+    "avg_pool", "conv", "conv_transpose", "max_pool",
 ]
