@@ -261,6 +261,8 @@ def conv_transpose(x: ArrayLike, kernel: ArrayLike, strides: Any = 1, padding: s
     mode = win.padding_mode(padding, op, ("valid", "same"))
     if output_padding is not None:
         output_padding = win.spatial_tuple(output_padding, rank, op, "output_padding", minimum=0)
+    if output_padding is not None and any(p >= s for p, s in zip(output_padding, strides)):
+        raise OpValueError(f"{op}: output_padding {output_padding} must be smaller than strides {strides}")
     x, moved = _channels_last(op, x, rank, data_format)
     cl_shape = win.shape_of(x)
     if cl_shape[-1] != k_shape[-1]:

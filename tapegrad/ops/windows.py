@@ -7,7 +7,7 @@ Padding is resolved once, by the public op, into one ``(lo, hi)`` pair per spati
 (Keras' rules: ``same`` puts the extra cell at the end). The primitives take those pairs;
 a negative entry crops instead of padding, which the transposed convolution needs.
 
-``pad_p`` pads (or crops) spatial axes with zeros; its VJP is the opposite crop (or pad).
+``pad_p`` pads (or crops) consecutive axes with zeros; its VJP is the opposite crop (or pad).
 """
 
 from __future__ import annotations
@@ -90,19 +90,27 @@ def check_fits(op: str, x_shape: tuple, sizes: tuple, window: tuple, pads: Pads,
 
 
 # -- array helpers (NumPy) ---------------------------------------------------------------------
-def pad_or_crop(x: np.ndarray, pads: Pads, value: Any = 0) -> np.ndarray:
-    """``x`` with each spatial axis padded with ``value`` (positive entries) or cropped
-    (negative entries). Returns ``x`` itself when every entry is 0."""
+def pad_or_crop(x: np.ndarray, pads: Pads, value: Any = 0, start: int = 1) -> np.ndarray:
+    """``x`` with axes ``start, start + 1, ...`` (one per pair of ``pads``) padded with
+    ``value`` (positive entries) or cropped (negative entries). Returns ``x`` itself when
+    every entry is 0."""
     if not any(lo or hi for lo, hi in pads):
         return x
-    crop = (slice(None),) + tuple(slice(max(-lo, 0), n - max(-hi, 0)) for n, (lo, hi) in zip(x.shape[1:], pads))
-    x = x[crop]
+    axes = range(start, start + len(pads))
+    keep = [slice(None)] * x.ndim
+    for a, (lo, hi) in zip(axes, pads):
+        keep[a] = slice(max(-lo, 0), x.shape[a] - max(-hi, 0))
+    x = x[tuple(keep)]
     grow = [(max(lo, 0), max(hi, 0)) for lo, hi in pads]
     if not any(lo or hi for lo, hi in grow):
         return x
-    out = np.full((x.shape[0],) + tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[1:], grow)) + x.shape[-1:],
-                  value, dtype=x.dtype)
-    out[(slice(None),) + tuple(slice(lo, lo + n) for n, (lo, _) in zip(x.shape[1:], grow))] = x
+    shape = list(x.shape)
+    place = [slice(None)] * x.ndim
+    for a, (lo, hi) in zip(axes, grow):
+        shape[a] += lo + hi
+        place[a] = slice(lo, lo + x.shape[a])
+    out = np.full(shape, value, dtype=x.dtype)
+    out[tuple(place)] = x
     return out
 
 
@@ -135,8 +143,8 @@ def size(shape: tuple[int, ...]) -> int:
 
 
 # -- pad_p --------------------------------------------------------------------------------------
-pad_p = Primitive("spatial_pad", lambda x, pads: pad_or_crop(np.asarray(x), pads), ("x",))
-pad_p.defvjp(lambda g, out, x, pads: pad_p(g, pads=tuple((-lo, -hi) for lo, hi in pads)))
+pad_p = Primitive("spatial_pad", lambda x, pads, start: pad_or_crop(np.asarray(x), pads, 0, start), ("x",))
+pad_p.defvjp(lambda g, out, x, pads, start: pad_p(g, pads=tuple((-lo, -hi) for lo, hi in pads), start=start))
 
 
 # -- channels_first -------------------------------------------------------------------------

@@ -160,10 +160,15 @@ class Layer:
             full = None
         shape = self._input_shape_of(inputs)
         if not self.built:
-            if self.input_shape is not None:
-                self._check_shape(self.input_shape, shape)
-            self.input_shape = shape if self.input_shape is None else self.input_shape
-            self.build(self.input_shape)
+            declared = self.input_shape
+            if declared is not None:
+                self._check_shape(declared, shape)
+            self.input_shape = shape if declared is None else declared
+            try:
+                self.build(self.input_shape)
+            except BaseException:
+                self.input_shape = declared  # a rejected input leaves the layer as it was
+                raise
             self.built = True
         else:
             self._check_shape(self.input_shape, shape)
