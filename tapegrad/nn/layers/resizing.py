@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from ...errors import OpTypeError, OpValueError
+from ...ops import repeat
 from ...ops import windows as win
-from ...ops.shape import repeat_p
 from .base import Layer
 from .conv import check_rank, join_channels, split_channels
 
@@ -36,7 +36,7 @@ class _UpSampling(Layer):
         y = inputs
         for axis, n in zip(self._axes, self.size):
             if n != 1:
-                y = repeat_p.apply(y, repeats=n, axis=axis)
+                y = repeat(y, n, axis=axis)
         return y
 
     def compute_output_shape(self, input_shape: Any) -> Any:
