@@ -1,28 +1,27 @@
 """Convolution (1, 2 or 3 spatial axes) and transposed convolution.
 
-Three primitives, channels_last, each the VJP partner of the others, so that every
-derivative of a convolution is again a convolution of some kind (any order, and
-traceable by the compiler):
+A convolution is one matrix product over a patch matrix (im2col):
 
-* ``conv(x, w)``: ``y[b, o, f] = sum_{t, c} xpad[b, o*s + t*d, c] * w[t, c, f]``
-  (with groups: each group of filters sees its own slice of the channels);
-* ``conv_input_grad(g, w)``: the transpose of ``conv`` in ``x`` (what a transposed
-  convolution computes);
-* ``conv_kernel_grad(x, g)``: the transpose of ``conv`` in ``w``.
+* ``patch_matrix(x)``: the windows of the padded, channels_last input, one row per
+  output position, ``(positions, taps * channels)`` (with groups, one such matrix per
+  group); built by one copy of a strided window view (or one copy per window tap when
+  there are few channels);
+* ``conv(x, w) = patch_matrix(x) @ w.reshape(taps * channels, filters)``;
+* ``patch_matrix_transpose(cols)`` adds each row's patches back into an input-sized
+  array (col2im, a loop over the window taps, never over output positions).
 
-All three are bilinear: ``<conv(x, w), g> = <x, conv_input_grad(g, w)> =
-<w, conv_kernel_grad(x, g)>``, from which each VJP follows.
-
-Each is one matrix product over a patch matrix (im2col): the windows of the padded
-input are a strided view ``(batch, *out, *window, channels)``, copied once into a
-``(positions, window * channels)`` matrix. The input gradient multiplies first and
-then adds each window tap's slice back into the padded input (a loop over the taps,
-never over output positions).
+The two primitives are each other's VJP, and the rest is ``matmul``, ``reshape`` and
+``transpose``, so every derivative of a convolution, to any order, is made of the same
+pieces: the input gradient is ``patch_matrix_transpose(g @ w^T)`` (a transposed
+convolution), the kernel gradient ``patch_matrix(x)^T @ g`` (with the patch matrix the
+forward pass made). A layer adds its bias to the ``(positions, filters)`` matrix before
+the reshape, so that a compiler sees matmul + bias + activation, and the bias gradient
+is a column sum.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -30,6 +29,9 @@ from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable
 from ..errors import OpValueError
 from . import windows as win
+from .elementwise import add_p
+from .linalg import matmul_p
+from .shape import reshape_p, transpose_p
 from .windows import Pads
 
 ArrayLike = Any
@@ -37,16 +39,15 @@ ArrayLike = Any
 
 # -- patch matrices -------------------------------------------------------------------------
 def _patches(x: np.ndarray, window: tuple, out: tuple, strides: tuple, pads: Pads, dilation: tuple) -> np.ndarray:
-    """The patch matrix ``(batch, *out, taps, channels)`` of ``x``, contiguous."""
+    """The patches ``(batch, *out, taps, channels)`` of ``x``, contiguous."""
     xp = win.pad_or_crop(x, pads)
     n, c = x.shape[0], x.shape[-1]
-    taps = win.size(window)
     if c >= 8:
         # one copy of the window view: inner runs of ``channels`` elements
         view = win.window_view(xp, out, window, strides, dilation)
-        return np.ascontiguousarray(view).reshape((n,) + out + (taps, c))
+        return np.ascontiguousarray(view).reshape((n,) + out + (win.size(window), c))
     # few channels: the view's inner runs would be tiny; copy one tap at a time instead
-    cols = np.empty((n,) + out + (taps, c), dtype=xp.dtype)
+    cols = np.empty((n,) + out + (win.size(window), c), dtype=xp.dtype)
     for i, tap in enumerate(win.taps(window)):
         cols[..., i, :] = xp[win.tap_slices(tap, out, strides, dilation)]
     return cols
@@ -65,96 +66,70 @@ def _scatter_patches(dcols: np.ndarray, in_sizes: tuple, window: tuple, strides:
     return win.pad_or_crop(buf, tuple((-lo, -hi) for lo, hi in pads))
 
 
-# -- the three products, with groups -------------------------------------------------------------
-def _grouped_cols(cols: np.ndarray, groups: int) -> np.ndarray:
-    """``(m, taps, channels)`` -> ``(groups, m, taps * channels_per_group)``."""
-    m, taps, c = cols.shape
+def _patch_matrix_impl(x: Any, window: tuple, strides: tuple, pads: Pads, dilation: tuple,
+                       groups: int) -> np.ndarray:
+    """``(positions, taps * channels)``; with groups, ``(groups, positions, taps * channels_per_group)``."""
+    x = np.asarray(x)
+    out = win.output_sizes(x.shape[1:-1], win.effective(window, dilation), strides, pads)
+    m, taps, c = x.shape[0] * win.size(out), win.size(window), x.shape[-1]
+    if taps == 1 and not any(lo or hi for lo, hi in pads) and all(s == 1 for s in strides):
+        cols = x.reshape(m, c)  # a 1x1 convolution: the input itself (a view when it can be)
+    else:
+        cols = _patches(x, window, out, strides, pads, dilation).reshape(m, taps * c)
+    if groups == 1:
+        return cols
     return cols.reshape(m, taps, groups, c // groups).transpose(2, 0, 1, 3).reshape(groups, m, -1)
 
 
-def _grouped_kernel(w: np.ndarray, groups: int) -> np.ndarray:
-    """``(*window, c_per_group, filters)`` -> ``(groups, taps * c_per_group, filters_per_group)``."""
-    cg, f = w.shape[-2:]
-    return w.reshape(-1, cg, groups, f // groups).transpose(2, 0, 1, 3).reshape(groups, -1, f // groups)
-
-
-def _grouped_filters(g: np.ndarray, groups: int) -> np.ndarray:
-    """``(m, filters)`` -> ``(groups, m, filters_per_group)``."""
-    m, f = g.shape
-    return g.reshape(m, groups, f // groups).transpose(1, 0, 2)
-
-
-def _conv_impl(x: np.ndarray, w: np.ndarray, strides: tuple, pads: Pads, dilation: tuple, groups: int) -> np.ndarray:
-    x, w = np.asarray(x), np.asarray(w)
-    rank = w.ndim - 2
-    window, f = w.shape[:rank], w.shape[-1]
-    out = win.output_sizes(x.shape[1:-1], win.effective(window, dilation), strides, pads)
-    cols = _patches(x, window, out, strides, pads, dilation)
-    m = x.shape[0] * win.size(out)
-    if groups == 1:
-        y = cols.reshape(m, -1) @ w.reshape(-1, f)
-    else:
-        y = np.matmul(_grouped_cols(cols.reshape(m, win.size(window), -1), groups), _grouped_kernel(w, groups))
-        y = y.transpose(1, 0, 2).reshape(m, f)
-    return y.reshape((x.shape[0],) + out + (f,))
-
-
-def _conv_input_grad_impl(g: np.ndarray, w: np.ndarray, in_sizes: tuple, strides: tuple, pads: Pads,
-                          dilation: tuple, groups: int) -> np.ndarray:
-    g, w = np.asarray(g), np.asarray(w)
-    rank = w.ndim - 2
-    window, (cg, f) = w.shape[:rank], w.shape[-2:]
-    out = g.shape[1:-1]
-    m, taps, c = g.shape[0] * win.size(out), win.size(window), cg * groups
-    if groups == 1:
-        dcols = g.reshape(m, f) @ w.reshape(-1, f).T
-    else:
-        d = np.matmul(_grouped_filters(g.reshape(m, f), groups), _grouped_kernel(w, groups).transpose(0, 2, 1))
-        dcols = d.reshape(groups, m, taps, cg).transpose(1, 2, 0, 3)
-    dcols = dcols.reshape(g.shape[:-1] + (taps, c))
+def _patch_matrix_transpose_impl(cols: Any, in_sizes: tuple, window: tuple, strides: tuple, pads: Pads,
+                                 dilation: tuple, groups: int) -> np.ndarray:
+    cols = np.asarray(cols)
+    taps = win.size(window)
+    out = win.output_sizes(in_sizes, win.effective(window, dilation), strides, pads)
+    if groups != 1:
+        g, m, tcg = cols.shape
+        cols = cols.reshape(g, m, taps, tcg // taps).transpose(1, 2, 0, 3).reshape(m, taps * g * (tcg // taps))
+    m, tc = cols.shape
+    dcols = cols.reshape((m // win.size(out),) + out + (taps, tc // taps))
     return _scatter_patches(dcols, in_sizes, window, strides, pads, dilation)
 
 
-def _conv_kernel_grad_impl(x: np.ndarray, g: np.ndarray, kernel_shape: tuple, strides: tuple, pads: Pads,
-                           dilation: tuple, groups: int) -> np.ndarray:
-    x, g = np.asarray(x), np.asarray(g)
-    rank = len(kernel_shape) - 2
-    window, f = kernel_shape[:rank], kernel_shape[-1]
-    out = g.shape[1:-1]
-    cols = _patches(x, window, out, strides, pads, dilation)
-    m = x.shape[0] * win.size(out)
+# The patch matrix of x and its transpose (which adds patches back into an input of in_sizes):
+# each is the VJP of the other. A convolution is a matmul of the patch matrix with the kernel.
+patch_matrix_p = Primitive("patch_matrix", _patch_matrix_impl)
+patch_matrix_transpose_p = Primitive("patch_matrix_transpose", _patch_matrix_transpose_impl, ("cols",))
+patch_matrix_p.defvjp(
+    lambda g, out, x, window, strides, pads, dilation, groups: patch_matrix_transpose_p(
+        g, in_sizes=np.shape(x)[1:-1], window=window, strides=strides, pads=pads, dilation=dilation, groups=groups))
+patch_matrix_transpose_p.defvjp(
+    lambda g, out, cols, in_sizes, window, strides, pads, dilation, groups: patch_matrix_p(
+        g, window=window, strides=strides, pads=pads, dilation=dilation, groups=groups))
+
+
+def _kernel_matrix(kernel: Any, groups: int) -> Any:
+    """``(*window, c_per_group, filters)`` -> ``(taps * c_per_group, filters)``, or with
+    groups ``(groups, taps * c_per_group, filters_per_group)`` (differentiable)."""
+    shape = win.shape_of(kernel)
+    cg, f = shape[-2:]
     if groups == 1:
-        dw = cols.reshape(m, -1).T @ g.reshape(m, f)
-    else:
-        gc = _grouped_cols(cols.reshape(m, win.size(window), -1), groups)
-        dw = np.matmul(gc.transpose(0, 2, 1), _grouped_filters(g.reshape(m, f), groups))
-        cg = kernel_shape[-2]
-        dw = dw.reshape(groups, -1, cg, f // groups).transpose(1, 2, 0, 3)
-    return dw.reshape(kernel_shape)
+        return reshape_p.apply(kernel, shape=(-1, f))
+    k = reshape_p.apply(kernel, shape=(-1, cg, groups, f // groups))
+    k = transpose_p.apply(k, perm=(2, 0, 1, 3))
+    return reshape_p.apply(k, shape=(groups, -1, f // groups))
 
 
-conv_p = Primitive("conv", _conv_impl, ("x", "kernel"))
-conv_input_grad_p = Primitive("conv_input_grad", _conv_input_grad_impl, ("g", "kernel"))
-conv_kernel_grad_p = Primitive("conv_kernel_grad", _conv_kernel_grad_impl, ("x", "g"))
-
-conv_p.defvjp(
-    lambda g, out, x, w, strides, pads, dilation, groups: conv_input_grad_p(
-        g, w, in_sizes=np.shape(x)[1:-1], strides=strides, pads=pads, dilation=dilation, groups=groups),
-    lambda g, out, x, w, strides, pads, dilation, groups: conv_kernel_grad_p(
-        x, g, kernel_shape=np.shape(w), strides=strides, pads=pads, dilation=dilation, groups=groups),
-)
-conv_input_grad_p.defvjp(
-    lambda h, out, g, w, in_sizes, strides, pads, dilation, groups: conv_p(
-        h, w, strides=strides, pads=pads, dilation=dilation, groups=groups),
-    lambda h, out, g, w, in_sizes, strides, pads, dilation, groups: conv_kernel_grad_p(
-        h, g, kernel_shape=np.shape(w), strides=strides, pads=pads, dilation=dilation, groups=groups),
-)
-conv_kernel_grad_p.defvjp(
-    lambda h, out, x, g, kernel_shape, strides, pads, dilation, groups: conv_input_grad_p(
-        g, h, in_sizes=np.shape(x)[1:-1], strides=strides, pads=pads, dilation=dilation, groups=groups),
-    lambda h, out, x, g, kernel_shape, strides, pads, dilation, groups: conv_p(
-        x, h, strides=strides, pads=pads, dilation=dilation, groups=groups),
-)
+def conv_matrix(x: ArrayLike, kernel: ArrayLike, strides: tuple, pads: Pads, dilation: tuple,
+                groups: int) -> Variable:
+    """The convolution of channels_last ``x`` (checked arguments) as a ``(positions, filters)``
+    matrix: a matmul of the patch matrix with the kernel. A layer adds its bias to this
+    matrix (its gradient is then a column sum) before reshaping it."""
+    window = win.shape_of(kernel)[:-2]
+    cols = patch_matrix_p.apply(x, window=window, strides=strides, pads=pads, dilation=dilation, groups=groups)
+    y = matmul_p.apply2(cols, _kernel_matrix(kernel, groups))
+    if groups == 1:
+        return y
+    y = transpose_p.apply(y, perm=(1, 0, 2))
+    return reshape_p.apply(y, shape=(win.shape_of(y)[0], -1))
 
 
 # -- public ops -------------------------------------------------------------------------------------
@@ -172,11 +147,48 @@ def _rank_of_kernel(op: str, x_shape: tuple, k_shape: tuple, transpose: bool) ->
     return rank
 
 
-def _channels_last(op: str, x: ArrayLike, rank: int, data_format: Any) -> tuple[Any, bool]:
+def _finish(y: Any, out_sizes: tuple, bias: Any, activation: Callable | None, channels_first: bool) -> Variable:
+    """``(positions, filters)`` -> bias, activation, ``(batch, *out_sizes, filters)``, channels_first
+    if asked. The bias is added to the matrix, so that its gradient is a column sum."""
+    if bias is not None:
+        y = add_p.apply2(y, bias)
+    if activation is not None:
+        y = activation(y)
+    y = reshape_p.apply(y, shape=(-1,) + tuple(out_sizes) + win.shape_of(y)[-1:])
+    return win.to_channels_first(y, len(out_sizes)) if channels_first else y
+
+
+def convolve(op: str, x: ArrayLike, kernel: ArrayLike, strides: Any, padding: str, dilation_rate: Any,
+             groups: Any, data_format: Any, bias: Any = None, activation: Callable | None = None) -> Variable:
+    """``conv`` with an optional bias (``(filters,)``) and activation: what the layers call."""
+    x_shape, k_shape = win.shape_of(x), win.shape_of(kernel)
+    rank = _rank_of_kernel(op, x_shape, k_shape, transpose=False)
+    strides = win.spatial_tuple(strides, rank, op, "strides")
+    dilation = win.spatial_tuple(dilation_rate, rank, op, "dilation_rate")
+    mode = win.padding_mode(padding, op, ("valid", "same", "causal"))
+    if mode == "causal" and rank != 1:
+        raise OpValueError(f"{op}: padding 'causal' is only for 1-D convolutions, got a kernel of shape {k_shape} "
+                           f"({rank} spatial axes)")
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise OpValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    groups = int(groups)
     fmt = win.data_format_of(data_format, op)
     if fmt == "channels_first":
-        return win.to_channels_last(x, rank), True
-    return x, False
+        x = win.to_channels_last(x, rank)
+    cl_shape = win.shape_of(x)
+    channels, (cg, filters) = cl_shape[-1], k_shape[-2:]
+    if channels % groups or filters % groups:
+        raise OpValueError(f"{op}: groups={groups} must divide the input channels ({channels}) and the filters "
+                           f"({filters}); x of shape {x_shape}, kernel of shape {k_shape}")
+    if cg * groups != channels:
+        raise OpValueError(f"{op}: x has {channels} channels, but the kernel of shape {k_shape} expects "
+                           f"{cg} * groups={groups} = {cg * groups} (x of shape {x_shape}, data_format {fmt!r})")
+    extents = win.effective(k_shape[:rank], dilation)
+    sizes = cl_shape[1:-1]
+    pads = win.resolve_pads(mode, sizes, extents, strides)
+    win.check_fits(op, x_shape, sizes, extents, pads, "dilated kernel" if max(dilation) > 1 else "kernel")
+    y = conv_matrix(x, kernel, strides, pads, dilation, groups)
+    return _finish(y, win.output_sizes(sizes, extents, strides, pads), bias, activation, fmt == "channels_first")
 
 
 def conv(x: ArrayLike, kernel: ArrayLike, strides: Any = 1, padding: str = "valid", dilation_rate: Any = 1,
@@ -191,34 +203,7 @@ def conv(x: ArrayLike, kernel: ArrayLike, strides: Any = 1, padding: str = "vali
     are an int or one int per spatial axis; ``groups`` splits channels and filters into
     that many independent convolutions.
     """
-    op = "conv"
-    x_shape, k_shape = win.shape_of(x), win.shape_of(kernel)
-    rank = _rank_of_kernel(op, x_shape, k_shape, transpose=False)
-    strides = win.spatial_tuple(strides, rank, op, "strides")
-    dilation = win.spatial_tuple(dilation_rate, rank, op, "dilation_rate")
-    mode = win.padding_mode(padding, op, ("valid", "same", "causal"))
-    if mode == "causal" and rank != 1:
-        raise OpValueError(f"{op}: padding 'causal' is only for 1-D convolutions, got a kernel of shape {k_shape} "
-                           f"({rank} spatial axes)")
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise OpValueError(f"{op}: groups must be a positive int, got {groups!r}")
-    groups = int(groups)
-    x, moved = _channels_last(op, x, rank, data_format)
-    cl_shape = win.shape_of(x)
-    channels, (cg, filters) = cl_shape[-1], k_shape[-2:]
-    if channels % groups or filters % groups:
-        raise OpValueError(f"{op}: groups={groups} must divide the input channels ({channels}) and the filters "
-                           f"({filters}); x of shape {x_shape}, kernel of shape {k_shape}")
-    if cg * groups != channels:
-        raise OpValueError(f"{op}: x has {channels} channels, but the kernel of shape {k_shape} expects "
-                           f"{cg} * groups={groups} = {cg * groups} (x of shape {x_shape}, data_format "
-                           f"{win.data_format_of(data_format, op)!r})")
-    window = win.effective(k_shape[:rank], dilation)
-    sizes = cl_shape[1:-1]
-    pads = win.resolve_pads(mode, sizes, window, strides)
-    win.check_fits(op, x_shape, sizes, window, pads, "dilated kernel" if max(dilation) > 1 else "kernel")
-    y = conv_p.apply(x, kernel, strides=strides, pads=pads, dilation=dilation, groups=groups)
-    return win.to_channels_first(y, rank) if moved else y
+    return convolve("conv", x, kernel, strides, padding, dilation_rate, groups, data_format)
 
 
 def transpose_pads(mode: str, in_sizes: tuple, window: tuple, strides: tuple,
@@ -243,6 +228,41 @@ def transpose_pads(mode: str, in_sizes: tuple, window: tuple, strides: tuple,
     return tuple(out_sizes), tuple(pads)
 
 
+def convolve_transpose(op: str, x: ArrayLike, kernel: ArrayLike, strides: Any, padding: str, output_padding: Any,
+                       dilation_rate: Any, data_format: Any, bias: Any = None,
+                       activation: Callable | None = None) -> Variable:
+    """``conv_transpose`` with an optional bias and activation: what the layers call."""
+    x_shape, k_shape = win.shape_of(x), win.shape_of(kernel)
+    rank = _rank_of_kernel(op, x_shape, k_shape, transpose=True)
+    strides = win.spatial_tuple(strides, rank, op, "strides")
+    dilation = win.spatial_tuple(dilation_rate, rank, op, "dilation_rate")
+    mode = win.padding_mode(padding, op, ("valid", "same"))
+    if output_padding is not None:
+        output_padding = win.spatial_tuple(output_padding, rank, op, "output_padding", minimum=0)
+        if any(p >= s for p, s in zip(output_padding, strides)):
+            raise OpValueError(f"{op}: output_padding {output_padding} must be smaller than strides {strides}")
+    fmt = win.data_format_of(data_format, op)
+    if fmt == "channels_first":
+        x = win.to_channels_last(x, rank)
+    cl_shape = win.shape_of(x)
+    if cl_shape[-1] != k_shape[-1]:
+        raise OpValueError(f"{op}: x has {cl_shape[-1]} channels, but the kernel of shape {k_shape} expects "
+                           f"{k_shape[-1]} (its last axis; x of shape {x_shape}, data_format {fmt!r})")
+    extents = win.effective(k_shape[:rank], dilation)
+    out_sizes, pads = transpose_pads(mode, cl_shape[1:-1], extents, strides, output_padding)
+    if min(out_sizes) < 1:
+        raise OpValueError(f"{op}: the output would be empty (spatial sizes {out_sizes}) for x of shape {x_shape}, "
+                           f"kernel {k_shape}, strides {strides}, padding {mode!r}, output_padding {output_padding}")
+    # the input gradient of the convolution with this kernel: (g @ kernel^T), patches added back
+    g = reshape_p.apply(x, shape=(-1, k_shape[-1]))
+    cols = matmul_p.apply(g, reshape_p.apply(kernel, shape=(-1, k_shape[-1])), transpose_a=False, transpose_b=True)
+    y = patch_matrix_transpose_p.apply(cols, in_sizes=out_sizes, window=k_shape[:rank], strides=strides, pads=pads,
+                                       dilation=dilation, groups=1)
+    if bias is None and activation is None:
+        return win.to_channels_first(y, rank) if fmt == "channels_first" else y
+    return _finish(reshape_p.apply(y, shape=(-1, k_shape[-2])), out_sizes, bias, activation, fmt == "channels_first")
+
+
 def conv_transpose(x: ArrayLike, kernel: ArrayLike, strides: Any = 1, padding: str = "valid",
                    output_padding: Any = None, dilation_rate: Any = 1,
                    data_format: str = "channels_last") -> Variable:
@@ -253,27 +273,5 @@ def conv_transpose(x: ArrayLike, kernel: ArrayLike, strides: Any = 1, padding: s
     (default ``output_padding = max(k, s) - k``); ``same``: ``n * s``, or
     ``(n - 1) * s + k % 2 + output_padding`` when it is given.
     """
-    op = "conv_transpose"
-    x_shape, k_shape = win.shape_of(x), win.shape_of(kernel)
-    rank = _rank_of_kernel(op, x_shape, k_shape, transpose=True)
-    strides = win.spatial_tuple(strides, rank, op, "strides")
-    dilation = win.spatial_tuple(dilation_rate, rank, op, "dilation_rate")
-    mode = win.padding_mode(padding, op, ("valid", "same"))
-    if output_padding is not None:
-        output_padding = win.spatial_tuple(output_padding, rank, op, "output_padding", minimum=0)
-    if output_padding is not None and any(p >= s for p, s in zip(output_padding, strides)):
-        raise OpValueError(f"{op}: output_padding {output_padding} must be smaller than strides {strides}")
-    x, moved = _channels_last(op, x, rank, data_format)
-    cl_shape = win.shape_of(x)
-    if cl_shape[-1] != k_shape[-1]:
-        raise OpValueError(f"{op}: x has {cl_shape[-1]} channels, but the kernel of shape {k_shape} expects "
-                           f"{k_shape[-1]} (its last axis; x of shape {x_shape}, data_format "
-                           f"{win.data_format_of(data_format, op)!r})")
-    window = win.effective(k_shape[:rank], dilation)
-    out_sizes, pads = transpose_pads(mode, cl_shape[1:-1], window, strides, output_padding)
-    if min(out_sizes) < 1:
-        raise OpValueError(f"{op}: the output would be empty (spatial sizes {out_sizes}) for x of shape {x_shape}, "
-                           f"kernel {k_shape}, strides {strides}, padding {mode!r}, output_padding {output_padding}")
-    y = conv_input_grad_p.apply(x, kernel, in_sizes=out_sizes, strides=strides, pads=pads, dilation=dilation,
-                                groups=1)
-    return win.to_channels_first(y, rank) if moved else y
+    return convolve_transpose("conv_transpose", x, kernel, strides, padding, output_padding, dilation_rate,
+                              data_format)

@@ -4,7 +4,8 @@ weight layouts).
 ``Conv2D(filters, kernel_size)`` holds ``kernel`` of shape ``kernel_size +
 (in_channels // groups, filters)`` and ``bias`` of shape ``(filters,)``; the transposed
 layers hold ``kernel_size + (filters, in_channels)``. A call is one ``conv`` (or
-``conv_transpose``) op, one bias add and one activation op.
+``conv_transpose``), its bias added to the ``(positions, filters)`` matrix of the
+product, then one activation op.
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ import numpy as np
 from ...autodiff.variable import Variable
 from ...errors import OpValueError
 from ...ops import windows as win
-from ...ops.conv import conv, conv_transpose, transpose_pads
-from ...ops.elementwise import add_p
-from ...ops.shape import reshape_p
+from ...ops.conv import convolve, convolve_transpose, transpose_pads
 from .. import activations, initializers
 from ._util import autocast, single_shape
 from .base import Layer
@@ -113,8 +112,6 @@ class _Conv(Layer):
         self._bias_init_config = initializers.serialize(bias_initializer)
         self.kernel: Variable | None = None
         self.bias: Variable | None = None
-        self._bias_shape = (self.filters,) if self.data_format == "channels_last" else \
-            (self.filters,) + (1,) * rank
 
     def _extents(self) -> tuple[int, ...]:
         return win.effective(self.kernel_size, self.dilation_rate)
@@ -139,18 +136,12 @@ class _Conv(Layer):
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         x = autocast(inputs, self.dtype)
+        name = self.name
         if self.transposed:
-            y = conv_transpose(x, self.kernel, self.strides, self.padding, self.output_padding, self.dilation_rate,
-                               self.data_format)
-        else:
-            y = conv(x, self.kernel, self.strides, self.padding, self.dilation_rate, self.groups, self.data_format)
-        if self.bias is not None:
-            bias = self.bias if self.data_format == "channels_last" else reshape_p.apply(
-                self.bias, shape=self._bias_shape)
-            y = add_p.apply2(y, bias)
-        if self._act is not None:
-            y = self._act(y)
-        return y
+            return convolve_transpose(name, x, self.kernel, self.strides, self.padding, self.output_padding,
+                                      self.dilation_rate, self.data_format, self.bias, self._act)
+        return convolve(name, x, self.kernel, self.strides, self.padding, self.dilation_rate, self.groups,
+                        self.data_format, self.bias, self._act)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         shape = check_rank(self, self.rank, self.data_format, input_shape)
