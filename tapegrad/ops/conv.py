@@ -28,6 +28,7 @@ import numpy as np
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable
 from ..errors import OpValueError
+from . import window_kernels as kernels
 from . import windows as win
 from .elementwise import add_p
 from .linalg import matmul_p
@@ -38,34 +39,6 @@ ArrayLike = Any
 
 
 # -- patch matrices -------------------------------------------------------------------------
-def _patches(x: np.ndarray, window: tuple, out: tuple, strides: tuple, pads: Pads, dilation: tuple) -> np.ndarray:
-    """The patches ``(batch, *out, taps, channels)`` of ``x``, contiguous."""
-    xp = win.pad_or_crop(x, pads)
-    n, c = x.shape[0], x.shape[-1]
-    if c >= 8:
-        # one copy of the window view: inner runs of ``channels`` elements
-        view = win.window_view(xp, out, window, strides, dilation)
-        return np.ascontiguousarray(view).reshape((n,) + out + (win.size(window), c))
-    # few channels: the view's inner runs would be tiny; copy one tap at a time instead
-    cols = np.empty((n,) + out + (win.size(window), c), dtype=xp.dtype)
-    for i, tap in enumerate(win.taps(window)):
-        cols[..., i, :] = xp[win.tap_slices(tap, out, strides, dilation)]
-    return cols
-
-
-def _scatter_patches(dcols: np.ndarray, in_sizes: tuple, window: tuple, strides: tuple, pads: Pads,
-                     dilation: tuple) -> np.ndarray:
-    """The transpose of :func:`_patches`: add every tap's slice back into the padded
-    input, then remove the padding. ``dcols``: ``(batch, *out, taps, channels)``."""
-    n, c = dcols.shape[0], dcols.shape[-1]
-    out = dcols.shape[1:-2]
-    padded = tuple(size + lo + hi for size, (lo, hi) in zip(in_sizes, pads))
-    buf = np.zeros((n,) + padded + (c,), dtype=dcols.dtype)
-    for i, tap in enumerate(win.taps(window)):
-        buf[win.tap_slices(tap, out, strides, dilation)] += dcols[..., i, :]
-    return win.pad_or_crop(buf, tuple((-lo, -hi) for lo, hi in pads))
-
-
 def _patch_matrix_impl(x: Any, window: tuple, strides: tuple, pads: Pads, dilation: tuple,
                        groups: int) -> np.ndarray:
     """``(positions, taps * channels)``; with groups, ``(groups, positions, taps * channels_per_group)``."""
@@ -75,7 +48,7 @@ def _patch_matrix_impl(x: Any, window: tuple, strides: tuple, pads: Pads, dilati
     if taps == 1 and not any(lo or hi for lo, hi in pads) and all(s == 1 for s in strides):
         cols = x.reshape(m, c)  # a 1x1 convolution: the input itself (a view when it can be)
     else:
-        cols = _patches(x, window, out, strides, pads, dilation).reshape(m, taps * c)
+        cols = kernels.patches(win.pad_or_crop(x, pads), out, window, strides, dilation).reshape(m, taps * c)
     if groups == 1:
         return cols
     return cols.reshape(m, taps, groups, c // groups).transpose(2, 0, 1, 3).reshape(groups, m, -1)
@@ -90,8 +63,10 @@ def _patch_matrix_transpose_impl(cols: Any, in_sizes: tuple, window: tuple, stri
         g, m, tcg = cols.shape
         cols = cols.reshape(g, m, taps, tcg // taps).transpose(1, 2, 0, 3).reshape(m, taps * g * (tcg // taps))
     m, tc = cols.shape
-    dcols = cols.reshape((m // win.size(out),) + out + (taps, tc // taps))
-    return _scatter_patches(dcols, in_sizes, window, strides, pads, dilation)
+    dcols = np.ascontiguousarray(cols).reshape((m // win.size(out),) + out + (taps, tc // taps))
+    padded = tuple(size + lo + hi for size, (lo, hi) in zip(in_sizes, pads))
+    xp = kernels.scatter_patches(dcols, padded, window, strides, dilation)
+    return win.pad_or_crop(xp, tuple((-lo, -hi) for lo, hi in pads))
 
 
 # The patch matrix of x and its transpose (which adds patches back into an input of in_sizes):

@@ -26,6 +26,7 @@ import numpy as np
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable
 from ..errors import OpValueError
+from . import window_kernels as kernels
 from . import windows as win
 from .windows import Pads
 
@@ -72,8 +73,6 @@ def _max_pool_impl(x: Any, window: tuple, strides: tuple, pads: Pads) -> np.ndar
     x = np.asarray(x)
     out = _out(_sizes(x), window, strides, pads)
     xp = win.pad_or_crop(x, pads, _lowest(x.dtype))
-    if _tiled(window, strides):
-        return _blocks(xp, out, window).max(axis=_window_axes(len(window)))
     result = None
     for tap in win.taps(window):
         cells = xp[win.tap_slices(tap, out, strides, _ONES)]
@@ -90,23 +89,8 @@ def _tie_counts(xp: np.ndarray, out: np.ndarray, window: tuple, strides: tuple, 
 
 def _max_pool_grad_impl(g: Any, x: Any, out: Any, window: tuple, strides: tuple, pads: Pads) -> np.ndarray:
     g, x, out = np.asarray(g), np.asarray(x), np.asarray(out)
-    rank = len(window)
-    osz = out.shape[1:-1]
     xp = win.pad_or_crop(x, pads, _lowest(x.dtype))
-    if _tiled(window, strides):
-        mask = _blocks(xp, osz, window) == _expand(out, rank)
-        counts = np.add.reduce(mask, axis=_window_axes(rank), dtype=g.dtype)
-        d = mask * _expand(g / counts, rank)
-        if xp.shape[1:-1] == tuple(o * k for o, k in zip(osz, window)) and xp is x:
-            return d.reshape(x.shape)
-        dxp = np.zeros(xp.shape, dtype=d.dtype)
-        _blocks(dxp, osz, window)[...] = d
-    else:
-        share = g / _tie_counts(xp, out, window, strides, g.dtype)
-        dxp = np.zeros(xp.shape, dtype=share.dtype)
-        for tap in win.taps(window):
-            index = win.tap_slices(tap, osz, strides, _ONES)
-            dxp[index] += (xp[index] == out) * share
+    dxp = kernels.max_pool_grad(g, xp, out, window, strides)
     return win.pad_or_crop(dxp, tuple((-lo, -hi) for lo, hi in pads))
 
 
