@@ -14,7 +14,8 @@ EXAMPLES = ROOT / "examples"
 
 
 def run(script: str, tmp_path: Path) -> list[str]:
-    env = dict(os.environ, MPLBACKEND="Agg")
+    # PYTHONPATH: the examples import this checkout's tapegrad, not an installed one
+    env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=str(ROOT))
     result = subprocess.run([sys.executable, str(EXAMPLES / script)], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
