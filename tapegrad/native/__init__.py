@@ -40,7 +40,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 # kernels.c (optimizer updates, the thread pool) and window_kernels.c (convolution and
 # pooling), compiled into one library.
 _SOURCES = (os.path.join(_HERE, "kernels.c"), os.path.join(_HERE, "window_kernels.c"))
-WINDOW_ABI_VERSION = 1  # must match tg_window_abi_version() in window_kernels.c
+WINDOW_ABI_VERSION = 3  # must match tg_window_abi_version() in window_kernels.c
 # -ffp-contract=off keeps one rounding per operation, as NumPy's passes do;
 # -fno-math-errno lets sqrt vectorise. No -march=native: the library may be shared
 # by machines of one home directory, and the loops are memory-bound anyway.
@@ -153,11 +153,10 @@ def _declare(lib: Any, ctypes: Any) -> None:
     lib.tg_warm.argtypes = [integer]  # (parts): wake the helper threads before a split
     lib.tg_warm.restype = None
     for suffix in ("f32", "f64"):  # window_kernels.c: arrays, then the geometry (17 int64)
-        for name, arrays, result in (("tg_patches_", 2, None), ("tg_scatter_patches_", 2, integer),
-                                     ("tg_max_pool_grad_", 5, integer)):
+        for name, arrays in (("tg_scatter_patches_", 2), ("tg_max_pool_grad_", 5)):
             fn = getattr(lib, name + suffix)
             fn.argtypes = [pointer] * (arrays + 1)
-            fn.restype = result  # 0, or -1 when memory ran out
+            fn.restype = None
 
 
 def library() -> Any:

@@ -1,9 +1,11 @@
-"""The loops of convolution and pooling that NumPy runs as many small strided passes:
-patches (im2col), their transpose (col2im) and the max-pool gradient.
+"""The loops of convolution and pooling: patches (im2col), their transpose (col2im) and
+the max-pool gradient. The last two are many small strided passes in NumPy.
 
-Each has a NumPy twin (a loop over the window taps, each tap one strided pass over
-every output position) and a C twin in ``tapegrad/native/window_kernels.c`` (one pass),
-which gives the same bits: the sums add the same terms in the same order. The C twin
+Those two have a NumPy twin (a loop over the window taps, each tap one strided pass over
+every output position) and a C twin in ``tapegrad/native/window_kernels.c`` (one pass
+over the output positions), which gives the same bits: the sums add the same terms in
+the same order (a cell is reached by later output positions through earlier taps, so
+the NumPy twins loop over the taps in reverse). The C twin
 runs for C-contiguous float32/float64 arrays of at least ``NATIVE_MIN`` elements when
 the native library is available (see ``tapegrad.native``); otherwise the NumPy twin runs.
 
@@ -32,13 +34,18 @@ def _native_fn(name: str, *arrays: np.ndarray) -> Any:
     suffix = _SUFFIX.get(first.dtype)
     if suffix is None or first.size < NATIVE_MIN:
         return None
-    if first.size >= RETAIN_MIN:
-        memory.retain_freed_memory()
+    retain_for(first)
     for a in arrays:
         if a.dtype != first.dtype or not a.flags.c_contiguous:
             return None
     lib = native.library()
     return None if lib is None else getattr(lib, f"tg_{name}_{suffix}")
+
+
+def retain_for(array: np.ndarray) -> None:
+    """Keep freed memory mapped once arrays this large come through (see native.memory)."""
+    if array.size >= RETAIN_MIN:
+        memory.retain_freed_memory()
 
 
 def _geometry(n: int, c: int, in_sizes: tuple, out: tuple, window: tuple, strides: tuple,
@@ -49,7 +56,10 @@ def _geometry(n: int, c: int, in_sizes: tuple, out: tuple, window: tuple, stride
 
 
 # -- patches -------------------------------------------------------------------------------------------
-def patches_numpy(xp: np.ndarray, out: tuple, window: tuple, strides: tuple, dilation: tuple) -> np.ndarray:
+def patches(xp: np.ndarray, out: tuple, window: tuple, strides: tuple, dilation: tuple) -> np.ndarray:
+    """``(batch, *out, taps, channels)``: ``cols[b, o, t, c] = xp[b, o * s + t * d, c]``
+    (a copy, as fast in NumPy as in C: no C twin)."""
+    retain_for(xp)
     n, c = xp.shape[0], xp.shape[-1]
     if c >= 8:
         # one copy of the window view: inner runs of ``channels`` elements
@@ -62,26 +72,15 @@ def patches_numpy(xp: np.ndarray, out: tuple, window: tuple, strides: tuple, dil
     return cols
 
 
-def patches(xp: np.ndarray, out: tuple, window: tuple, strides: tuple, dilation: tuple) -> np.ndarray:
-    """``(batch, *out, taps, channels)``: ``cols[b, o, t, c] = xp[b, o * s + t * d, c]``."""
-    fn = _native_fn("patches", xp)
-    if fn is None:
-        return patches_numpy(xp, out, window, strides, dilation)
-    n, c = xp.shape[0], xp.shape[-1]
-    cols = np.empty((n,) + out + (win.size(window), c), dtype=xp.dtype)
-    geometry = _geometry(n, c, xp.shape[1:-1], out, window, strides, dilation)
-    fn(xp.ctypes.data, cols.ctypes.data, geometry.ctypes.data)
-    return cols
-
-
 # -- scatter_patches -------------------------------------------------------------------------------------
 def scatter_patches_numpy(dcols: np.ndarray, padded: tuple, window: tuple, strides: tuple,
                           dilation: tuple) -> np.ndarray:
     n, c = dcols.shape[0], dcols.shape[-1]
     out = dcols.shape[1:-2]
     buf = np.zeros((n,) + padded + (c,), dtype=dcols.dtype)
-    for i, tap in enumerate(win.taps(window)):
-        buf[win.tap_slices(tap, out, strides, dilation)] += dcols[..., i, :]
+    taps = win.taps(window)
+    for i in reversed(range(len(taps))):  # the C twin's order of the terms of each sum
+        buf[win.tap_slices(taps[i], out, strides, dilation)] += dcols[..., i, :]
     return buf
 
 
@@ -94,8 +93,7 @@ def scatter_patches(dcols: np.ndarray, padded: tuple, window: tuple, strides: tu
     n, c = dcols.shape[0], dcols.shape[-1]
     x = np.empty((n,) + padded + (c,), dtype=dcols.dtype)
     geometry = _geometry(n, c, padded, dcols.shape[1:-2], window, strides, dilation)
-    if fn(dcols.ctypes.data, x.ctypes.data, geometry.ctypes.data) != 0:
-        return scatter_patches_numpy(dcols, padded, window, strides, dilation)  # C's malloc failed
+    fn(dcols.ctypes.data, x.ctypes.data, geometry.ctypes.data)
     return x
 
 
@@ -108,7 +106,7 @@ def max_pool_grad_numpy(g: np.ndarray, xp: np.ndarray, out: np.ndarray, window: 
         counts += xp[i] == out
     share = np.divide(g, counts, out=counts)
     dxp = np.zeros(xp.shape, dtype=share.dtype)
-    for i in index:
+    for i in reversed(index):  # the C twin's order of the terms of each sum
         dxp[i] += (xp[i] == out) * share
     return dxp
 
@@ -121,10 +119,8 @@ def max_pool_grad(g: np.ndarray, xp: np.ndarray, out: np.ndarray, window: tuple,
     if fn is None:
         return max_pool_grad_numpy(g, xp, out, window, strides)
     n, c = xp.shape[0], xp.shape[-1]
-    share = np.empty(out.shape, dtype=g.dtype)
+    share = np.empty(c, dtype=g.dtype)  # one window's shares
     dxp = np.empty(xp.shape, dtype=g.dtype)
     geometry = _geometry(n, c, xp.shape[1:-1], out.shape[1:-1], window, strides, (1,) * len(window))
-    if fn(xp.ctypes.data, out.ctypes.data, g.ctypes.data, share.ctypes.data, dxp.ctypes.data,
-          geometry.ctypes.data) != 0:
-        return max_pool_grad_numpy(g, xp, out, window, strides)  # C's malloc failed
+    fn(xp.ctypes.data, out.ctypes.data, g.ctypes.data, share.ctypes.data, dxp.ctypes.data, geometry.ctypes.data)
     return dxp
