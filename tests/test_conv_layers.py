@@ -398,3 +398,11 @@ def test_builder_exposes_ops_and_layers() -> None:
 
 def _first_args(name: str) -> dict:
     return {"filters": 2, "kernel_size": 3} if name.startswith("Conv") else {}
+
+
+def test_default_names_are_keras_names() -> None:
+    layers.reset_names()
+    made = [layers.Conv2D(2, 3), layers.Conv2D(2, 3), layers.Conv2DTranspose(2, 3), layers.MaxPooling2D(),
+            layers.GlobalAveragePooling1D(), layers.UpSampling3D(), layers.ZeroPadding2D()]
+    assert [m.name for m in made] == ["conv2d", "conv2d_1", "conv2d_transpose", "max_pooling2d",
+                                      "global_average_pooling1d", "up_sampling3d", "zero_padding2d"]

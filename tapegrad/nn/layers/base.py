@@ -45,7 +45,9 @@ def reset_names() -> None:
 
 
 def snake_case(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+    """Keras' default layer names: Dense -> dense, SimpleRNN -> simple_rnn,
+    Conv2D -> conv2d, Conv2DTranspose -> conv2d_transpose."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[0-9A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
 Shape = tuple  # a shape without the batch axis; entries may be None (free)
