@@ -11,10 +11,11 @@ Primitives (channels_last) and their VJP partners:
   padding (Keras' ``same``); ``avg_pool_grad(g)`` is its transpose, and each is the
   VJP of the other.
 
-When the stride equals the window (the usual ``pool_size=2``), the windows tile the
-input: a reshape gives ``(batch, out_1, window_1, ..., channels)`` without a copy and
-one reduction does the work. Otherwise the work loops over the window taps (a few),
-each a strided slice of every window at once.
+The work loops over the window taps (a few), each tap one strided slice of every
+window at once, never over output positions; the max-pool gradient runs in C where the
+native library is available (``window_kernels``). When the stride equals the window
+(the usual ``pool_size=2``), average pooling reshapes the input into its tiles,
+``(batch, out_1, window_1, ..., channels)`` without a copy, and reduces once.
 """
 
 from __future__ import annotations
@@ -96,15 +97,9 @@ def _max_pool_grad_impl(g: Any, x: Any, out: Any, window: tuple, strides: tuple,
 
 def _max_pool_gather_impl(h: Any, x: Any, out: Any, window: tuple, strides: tuple, pads: Pads) -> np.ndarray:
     h, x, out = np.asarray(h), np.asarray(x), np.asarray(out)
-    rank = len(window)
     osz = out.shape[1:-1]
     xp = win.pad_or_crop(x, pads, _lowest(x.dtype))
     hp = win.pad_or_crop(h, pads)
-    if _tiled(window, strides):
-        mask = _blocks(xp, osz, window) == _expand(out, rank)
-        axes = _window_axes(rank)
-        counts = np.add.reduce(mask, axis=axes, dtype=h.dtype)
-        return np.add.reduce(np.where(mask, _blocks(hp, osz, window), 0), axis=axes) / counts
     total = np.zeros(out.shape, dtype=h.dtype)
     for tap in win.taps(window):
         index = win.tap_slices(tap, osz, strides, _ONES)
