@@ -104,7 +104,7 @@ def conv_matrix(x: ArrayLike, kernel: ArrayLike, strides: tuple, pads: Pads, dil
     if groups == 1:
         return y
     y = transpose_p.apply(y, perm=(1, 0, 2))
-    return reshape_p.apply(y, shape=(win.shape_of(y)[0], -1))
+    return reshape_p.apply(y, shape=(-1, win.shape_of(kernel)[-1]))
 
 
 # -- public ops -------------------------------------------------------------------------------------
