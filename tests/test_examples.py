@@ -14,8 +14,10 @@ EXAMPLES = ROOT / "examples"
 
 
 def run(script: str, tmp_path: Path) -> list[str]:
-    # PYTHONPATH: the examples import this checkout's tapegrad, not an installed one
-    env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=str(ROOT))
+    # PYTHONPATH: the examples import this checkout's tapegrad, not an installed one. One BLAS
+    # thread: the same numbers on every machine, and no two threads fighting over a busy
+    # machine's cores (the CNN example ran 6x slower so)
+    env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     result = subprocess.run([sys.executable, str(EXAMPLES / script)], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
