@@ -406,3 +406,30 @@ def test_default_names_are_keras_names() -> None:
             layers.GlobalAveragePooling1D(), layers.UpSampling3D(), layers.ZeroPadding2D()]
     assert [m.name for m in made] == ["conv2d", "conv2d_1", "conv2d_transpose", "max_pooling2d",
                                       "global_average_pooling1d", "up_sampling3d", "zero_padding2d"]
+
+
+def test_signatures_follow_api_section_8() -> None:
+    import inspect
+
+    def defaults(fn: Any) -> dict:
+        return {k: p.default for k, p in inspect.signature(fn).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+
+    assert defaults(tg.conv) == {"strides": 1, "padding": "valid", "dilation_rate": 1, "groups": 1,
+                                 "data_format": "channels_last"}
+    assert defaults(tg.conv_transpose) == {"strides": 1, "padding": "valid", "output_padding": None,
+                                           "dilation_rate": 1, "data_format": "channels_last"}
+    for op in (tg.max_pool, tg.avg_pool):
+        assert defaults(op) == {"strides": None, "padding": "valid", "data_format": "channels_last"}
+    conv_defaults = {"strides": 1, "padding": "valid", "data_format": None, "dilation_rate": 1, "groups": 1,
+                     "activation": None, "use_bias": True, "kernel_initializer": "glorot_uniform",
+                     "bias_initializer": "zeros"}
+    for cls in (layers.Conv1D, layers.Conv2D, layers.Conv3D):
+        assert {k: v for k, v in defaults(cls).items() if k in conv_defaults} == conv_defaults
+        assert list(inspect.signature(cls).parameters)[:2] == ["filters", "kernel_size"]
+    assert list(inspect.signature(layers.Conv2DTranspose).parameters)[:5] == [
+        "filters", "kernel_size", "strides", "padding", "output_padding"]
+    for cls in (layers.MaxPooling2D, layers.AveragePooling3D):
+        assert defaults(cls) == {"pool_size": 2, "strides": None, "padding": "valid", "data_format": None}
+    assert defaults(layers.GlobalMaxPooling2D)["keepdims"] is False
+    assert defaults(layers.UpSampling2D)["size"] == 2 and defaults(layers.ZeroPadding2D)["padding"] == 1
