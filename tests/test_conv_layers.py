@@ -352,6 +352,8 @@ def test_layer_errors_name_the_layer_and_the_shapes() -> None:
     for make, message in bad:
         with pytest.raises(ValueError, match=message):
             make()
+    with pytest.raises(TypeError, match=r"o: Conv2D takes no output_padding"):
+        layers.Conv2D(2, 3, output_padding=1, name="o")
 
 
 def test_op_errors_name_the_op_argument_and_values() -> None:

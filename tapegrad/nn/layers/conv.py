@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ...autodiff.variable import Variable
-from ...errors import OpValueError
+from ...errors import OpTypeError, OpValueError
 from ...ops import windows as win
 from ...ops.conv import convolve, convolve_transpose, transpose_pads
 from .. import activations, initializers
@@ -101,6 +101,9 @@ class _Conv(Layer):
         self.groups = positive_int(self, "groups", groups)
         if self.filters % self.groups:
             raise OpValueError(f"{name}: groups={self.groups} must divide filters={self.filters}")
+        if output_padding is not None and not self.transposed:
+            raise OpTypeError(f"{name}: {type(self).__name__} takes no output_padding (a transposed convolution "
+                              f"does)")
         self.output_padding = None if output_padding is None else win.spatial_tuple(
             output_padding, rank, name, "output_padding", minimum=0)
         self.activation = activations.get(activation)
