@@ -16,9 +16,12 @@ EXAMPLES = ROOT / "examples"
 def run(script: str, tmp_path: Path) -> list[str]:
     temporary = tmp_path / "tmp"  # the script's TMPDIR: it must leave nothing behind
     temporary.mkdir()
-    # (PYTHONPATH: the scripts import this checkout's tapegrad, not an installed one)
+    # PYTHONPATH: the examples import this checkout's tapegrad, not an installed one. One BLAS
+    # thread: the same numbers on every machine, and no two threads fighting over a busy
+    # machine's cores (the CNN example ran 6x slower so)
     pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, MPLBACKEND="Agg", TMPDIR=str(temporary), PYTHONPATH=pythonpath)
+    env = dict(os.environ, MPLBACKEND="Agg", TMPDIR=str(temporary), PYTHONPATH=pythonpath,
+               OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     result = subprocess.run([sys.executable, str(EXAMPLES / script)], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -157,8 +157,7 @@ def test_damaged_cached_library_is_rebuilt(tmp_path):
     # In a fresh process: this one may have the library mapped already.
     cache = tmp_path / "cache"
     cache.mkdir()
-    with open(native._SOURCE, "rb") as f:
-        name = native._library_name(f.read(), native._compiler())
+    name = native._library_name(native._source_bytes(), native._compiler())
     (cache / name).write_bytes(b"\x7fELF not really a library")
     code = "import tapegrad.native as n; s = n.status(); print(s['loaded'], s['path'])"
     env = dict(os.environ, TAPEGRAD_CACHE_DIR=str(cache))

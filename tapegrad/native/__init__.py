@@ -36,7 +36,11 @@ from typing import Any
 __all__ = ["library", "reset", "status"]
 
 ABI_VERSION = 3  # must match tg_abi_version() in kernels.c
-_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels.c")
+_HERE = os.path.dirname(os.path.abspath(__file__))
+# kernels.c (optimizer updates, the thread pool) and window_kernels.c (convolution and
+# pooling), compiled into one library.
+_SOURCES = (os.path.join(_HERE, "kernels.c"), os.path.join(_HERE, "window_kernels.c"))
+WINDOW_ABI_VERSION = 3  # must match tg_window_abi_version() in window_kernels.c
 # -ffp-contract=off keeps one rounding per operation, as NumPy's passes do;
 # -fno-math-errno lets sqrt vectorise. No -march=native: the library may be shared
 # by machines of one home directory, and the loops are memory-bound anyway.
@@ -61,6 +65,15 @@ def _compiler() -> str | None:
     return shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
 
 
+def _source_bytes() -> bytes:
+    """Every source file, concatenated (what the library's name is a hash of)."""
+    parts = []
+    for name in _SOURCES:
+        with open(name, "rb") as f:
+            parts.append(f.read())
+    return b"\0".join(parts)
+
+
 def _library_name(source: bytes, cc: str) -> str:
     key = hashlib.sha256()
     for part in (source, cc.encode(), " ".join(_FLAGS).encode(), platform.machine().encode(), sys.platform.encode()):
@@ -70,14 +83,14 @@ def _library_name(source: bytes, cc: str) -> str:
 
 
 def _build(cc: str, target: str) -> str | None:
-    """Compile ``kernels.c`` into ``target`` (atomically); None, or the error."""
+    """Compile the sources into ``target`` (atomically); None, or the error."""
     folder = os.path.dirname(target)
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".build-", suffix=".so", dir=folder)
     os.close(fd)
     try:
         proc = subprocess.run(
-            [*cc.split(), *_FLAGS, _SOURCE, "-o", tmp, "-lm"], capture_output=True, text=True, timeout=120
+            [*cc.split(), *_FLAGS, *_SOURCES, "-o", tmp, "-lm"], capture_output=True, text=True, timeout=120
         )
         if proc.returncode != 0:
             return f"{cc} failed: {(proc.stderr or proc.stdout).strip()[:500]}"
@@ -102,10 +115,9 @@ def _load() -> tuple[Any, str | None, str]:
     if cc is None:
         return None, None, "no C compiler found (set CC)"
     try:
-        with open(_SOURCE, "rb") as f:
-            source = f.read()
+        source = _source_bytes()
     except OSError as exc:
-        return None, None, f"kernels.c is missing: {exc}"
+        return None, None, f"a kernel source is missing: {exc}"
     path = os.path.join(_cache_dir(), _library_name(source, cc))
     import ctypes  # only once a native kernel is wanted (1 ms of import)
 
@@ -119,7 +131,7 @@ def _load() -> tuple[Any, str | None, str]:
                 return None, None, error
         try:
             lib = ctypes.CDLL(path)
-            if lib.tg_abi_version() != ABI_VERSION:
+            if lib.tg_abi_version() != ABI_VERSION or lib.tg_window_abi_version() != WINDOW_ABI_VERSION:
                 raise OSError("wrong interface version")
         except (OSError, AttributeError) as exc:
             if attempt == 0:
@@ -140,6 +152,11 @@ def _declare(lib: Any, ctypes: Any) -> None:
         fn.restype = None
     lib.tg_warm.argtypes = [integer]  # (parts): wake the helper threads before a split
     lib.tg_warm.restype = None
+    for suffix in ("f32", "f64"):  # window_kernels.c: arrays, then the geometry (17 int64)
+        for name, arrays in (("tg_scatter_patches_", 2), ("tg_max_pool_grad_", 5)):
+            fn = getattr(lib, name + suffix)
+            fn.argtypes = [pointer] * (arrays + 1)
+            fn.restype = None
 
 
 def library() -> Any:

@@ -5,6 +5,7 @@ from . import operators as _operators  # noqa: F401 - installs Variable's operat
 from . import variable_methods as _variable_methods  # noqa: F401 - installs Variable's ndarray-like methods
 from .activation import log_softmax, relu, sigmoid, softmax, softplus
 from .constant import bandpart, cast, one_hot, ones, ones_like, shape, stop_gradient, zeros, zeros_like
+from .conv import conv, conv_transpose
 from .elementwise import (
     abs,
     add,
@@ -47,6 +48,7 @@ from .elementwise import (
 from .indexing import gather, getitem
 from .linalg import matmul
 from .nn_ops import dropout, elu, erf, erfc, gelu, leaky_relu, silu
+from .pooling import avg_pool, max_pool
 from .reduction import argmax, argmin, logsumexp, prod, reduce_max, reduce_mean, reduce_min, reduce_sum
 from .shape import broadcast_to, concat, expand_dims, reshape, split, squeeze, stack, transpose
 from .tiling import repeat
@@ -62,4 +64,6 @@ __all__ = [
     "tanh", "transpose", "where", "zeros", "zeros_like",
     # neural-network ops (nn_ops.py)
     "dropout", "elu", "erf", "erfc", "gelu", "leaky_relu", "silu",
+    # convolution and pooling (conv.py, pooling.py)
+    "avg_pool", "conv", "conv_transpose", "max_pool",
 ]

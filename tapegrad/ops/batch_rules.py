@@ -28,8 +28,9 @@ from ..autodiff.broadcast import (
 from ..autodiff.custom import custom_p
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable
-from . import activation, constant, elementwise, indexing, linalg, loss_ops, nn_ops, tiling
+from . import activation, constant, elementwise, indexing, linalg, loss_ops, nn_ops, pooling, tiling, windows
 from . import reduction as reduction_ops
+from .conv import patch_matrix_p, patch_matrix_transpose_p  # (the package's `conv` is the op)
 from .indexing import ARRAY
 from .shape import concat_p, expand_dims_p, reshape_p, squeeze_p, transpose_p
 
@@ -342,6 +343,47 @@ def _inverse_count_rule(args: list, dims: list, axis: Any) -> tuple[Any, Any]:
     return reduction_ops.inverse_count_p(x, axis=_shift(axis, len(_shape(x)) - 1)), None
 
 
+def merged_batch(prim: Primitive) -> Rule:
+    """An op over inputs with a leading batch axis of their own (convolution and pooling,
+    (N, *spatial, C)): the examples' batches are stacked into one, B*N, and split again
+    (the op's results are ordered batch first, so B stays the outer factor)."""
+    def rule(args: list, dims: list, **params: Any) -> tuple[Any, Any]:
+        size = batch_size(args, dims)
+        merged = []
+        for a, d in zip(args, dims):
+            a = batched(a, d, size)
+            merged.append(reshape_p(a, shape=(-1,) + _shape(a)[2:]))
+        out = prim(*merged, **params)
+        return reshape_p(out, shape=(size, _shape(out)[0] // size) + _shape(out)[1:]), 0
+    return rule
+
+
+def _grouped_patch_matrix_rule(args: list, dims: list, groups: int, **params: Any) -> tuple[Any, Any]:
+    if groups == 1:
+        return merged_batch(patch_matrix_p)(args, dims, groups=groups, **params)
+    x = to_front(args[0], dims[0])
+    size = _shape(x)[0]
+    out = patch_matrix_p(reshape_p(x, shape=(-1,) + _shape(x)[2:]), groups=groups, **params)
+    g, m, width = _shape(out)  # (groups, B*positions, ...): the examples are the outer factor of the rows
+    return reshape_p(out, shape=(g, size, m // size, width)), 1
+
+
+def _grouped_patch_matrix_transpose_rule(args: list, dims: list, groups: int, **params: Any) -> tuple[Any, Any]:
+    cols, dim = args[0], dims[0]
+    if groups == 1:
+        return merged_batch(patch_matrix_transpose_p)(args, dims, groups=groups, **params)
+    rank = len(_shape(cols))
+    cols = transpose_p(cols, perm=(1, dim) + tuple(a for a in range(rank) if a not in (1, dim))) if dim != 1 \
+        else cols  # (groups, B, positions, width)
+    g, size, m, width = _shape(cols)
+    out = patch_matrix_transpose_p(reshape_p(cols, shape=(g, size * m, width)), groups=groups, **params)
+    return reshape_p(out, shape=(size, _shape(out)[0] // size) + _shape(out)[1:]), 0
+
+
+def _pad_rule(args: list, dims: list, pads: tuple, start: int) -> tuple[Any, Any]:
+    return windows.pad_p(to_front(args[0], dims[0]), pads=pads, start=start + 1), 0
+
+
 def _custom_rule(args: list, dims: list, **params: Any) -> tuple[Any, Any]:
     return args[0], dims[0]  # the forward value passes through
 
@@ -397,6 +439,12 @@ def _install() -> None:
     nn.dropout_mask_p.batch_rule = _dropout_rule
     r.inverse_count_p.batch_rule = _inverse_count_rule
     custom_p.batch_rule = _custom_rule
+    for prim in (pooling.max_pool_p, pooling.max_pool_grad_p, pooling.max_pool_gather_p, pooling.avg_pool_p,
+                 pooling.avg_pool_grad_p):
+        prim.batch_rule = merged_batch(prim)
+    patch_matrix_p.batch_rule = _grouped_patch_matrix_rule
+    patch_matrix_transpose_p.batch_rule = _grouped_patch_matrix_transpose_rule
+    windows.pad_p.batch_rule = _pad_rule
 
 
 _install()

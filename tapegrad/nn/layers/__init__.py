@@ -10,18 +10,43 @@ from typing import Any
 
 from ...errors import OpTypeError, OpValueError
 from .base import Layer, reset_names, unique_name
+from .conv import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D, Conv3DTranspose
 from .core import Activation, Dense, Input
 from .embedding import Embedding
 from .gather import Gather
 from .merging import Add, Concatenate
 from .normalization import BatchNormalization, LayerNormalization
+from .pooling import (
+    AveragePooling1D,
+    AveragePooling2D,
+    AveragePooling3D,
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
+    GlobalAveragePooling3D,
+    GlobalMaxPooling1D,
+    GlobalMaxPooling2D,
+    GlobalMaxPooling3D,
+    MaxPooling1D,
+    MaxPooling2D,
+    MaxPooling3D,
+)
 from .regularization import Dropout
 from .reshaping import ExpandDims, Flatten, RepeatVector, Reshape
+from .resizing import UpSampling1D, UpSampling2D, UpSampling3D, ZeroPadding1D, ZeroPadding2D, ZeroPadding3D
+
+# convolution, pooling and resizing (conv.py, pooling.py, resizing.py)
+_IMAGE_LAYERS = (
+    Conv1D, Conv2D, Conv3D, Conv1DTranspose, Conv2DTranspose, Conv3DTranspose,
+    MaxPooling1D, MaxPooling2D, MaxPooling3D, AveragePooling1D, AveragePooling2D, AveragePooling3D,
+    GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D,
+    GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalAveragePooling3D,
+    UpSampling1D, UpSampling2D, UpSampling3D, ZeroPadding1D, ZeroPadding2D, ZeroPadding3D,
+)
 
 _CLASSES: dict[str, type[Layer]] = {
     cls.__name__: cls
     for cls in (Input, Dense, Activation, Flatten, Reshape, ExpandDims, RepeatVector, Concatenate, Add, Gather,
-                Embedding, Dropout, BatchNormalization, LayerNormalization)
+                Embedding, Dropout, BatchNormalization, LayerNormalization, *_IMAGE_LAYERS)
 }
 
 
@@ -54,4 +79,5 @@ __all__ = [
     "Activation", "Add", "BatchNormalization", "Concatenate", "Dense", "Dropout", "Embedding", "ExpandDims",
     "Flatten", "Gather", "Input", "Layer", "LayerNormalization", "RepeatVector", "Reshape", "deserialize",
     "get_class", "reset_names", "serialize", "unique_name",
+    *(cls.__name__ for cls in _IMAGE_LAYERS),
 ]

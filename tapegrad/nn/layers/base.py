@@ -47,7 +47,9 @@ def reset_names() -> None:
 
 
 def snake_case(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+    """Keras' default layer names: Dense -> dense, SimpleRNN -> simple_rnn,
+    Conv2D -> conv2d, Conv2DTranspose -> conv2d_transpose."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[0-9A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
 Shape = tuple  # a shape without the batch axis; entries may be None (free)
@@ -201,10 +203,15 @@ class Layer:
             full = None
         shape = self._input_shape_of(inputs)
         if not self.built:
-            if self.input_shape is not None:
-                self._check_shape(self.input_shape, shape)
-            self.input_shape = shape if self.input_shape is None else self.input_shape
-            self.build(self.input_shape)
+            declared = self.input_shape
+            if declared is not None:
+                self._check_shape(declared, shape)
+            self.input_shape = shape if declared is None else declared
+            try:
+                self.build(self.input_shape)
+            except BaseException:
+                self.input_shape = declared  # a rejected input leaves the layer as it was
+                raise
             self.built = True
         else:
             self._check_shape(self.input_shape, shape)
