@@ -15,7 +15,6 @@ changed.
 
 from __future__ import annotations
 
-import inspect
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
@@ -24,6 +23,7 @@ from ...autodiff import state as _state
 from ...autodiff.variable import Variable
 from ...errors import OpValueError
 from ..layers.base import Layer
+from .calling import _SPECS, bind, call_spec
 from .tracking import _NOT_TRACKED, _TRACKED, _discover, _generation, _Tracking
 from .trainer import NonFiniteLossError, Trainer, _Compiled
 
@@ -31,40 +31,6 @@ if TYPE_CHECKING:
     from .history import History
 
 __all__ = ["Model", "NonFiniteLossError"]
-
-
-# -- calling: pass only the arguments call() declares -------------------------------------
-_CALL_MODES: dict[type, tuple[bool, bool, int]] = {}
-
-
-def _call_mode(cls: type) -> tuple[bool, bool, int]:
-    """How ``model(inputs, training, trues)`` calls ``cls.call``: ``(False, False, n)``
-    passes the first ``n`` of (training, trues) by position (the usual case, and Rindow's
-    rule for other names); ``(by_training, by_trues, -1)`` passes them by keyword."""
-    mode = _CALL_MODES.get(cls)
-    if mode is not None:
-        return mode
-    try:
-        params = list(inspect.signature(cls.call).parameters.values())[2:]  # self, inputs
-    except (TypeError, ValueError):
-        params = []
-    kinds = inspect.Parameter
-    positional = [p.name for p in params if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)]
-    named = {p.name for p in params if p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY)}
-    if any(p.kind == kinds.VAR_KEYWORD for p in params):
-        mode = (True, True, -1)
-    elif positional[:2] == ["training", "trues"]:
-        mode = (False, False, 2)
-    elif positional[:1] == ["training"] and "trues" not in named:
-        mode = (False, False, 1)
-    elif named & {"training", "trues"}:
-        mode = ("training" in named, "trues" in named, -1)
-    elif any(p.kind == kinds.VAR_POSITIONAL for p in params):
-        mode = (False, False, 2)
-    else:  # other names: Rindow passes (training, trues) by position
-        mode = (False, False, min(len(positional), 2))
-    _CALL_MODES[cls] = mode
-    return mode
 
 
 class Model(Trainer, Layer):
@@ -157,10 +123,11 @@ class Model(Trainer, Layer):
     def call(self, inputs: Any, training: bool | None = None, trues: Any = None) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement call(inputs, training=None, trues=None)")
 
-    def __call__(self, inputs: Any, training: bool | None = None, trues: Any = None, **kwargs: Any) -> Any:
-        """``model(x, training, trues)``: runs ``call`` with the arguments it declares."""
-        cls = self.__class__
-        mode = _CALL_MODES.get(cls) or _call_mode(cls)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """``model(x, training, trues)``, ``model(a, b, training=False)``, ...: runs ``call``
+        with the arguments it declares (see :mod:`.calling`)."""
+        spec = _SPECS.get(self.__class__) or call_spec(self.__class__)
+        call_args, call_kwargs, inputs, trues = bind(spec, args, kwargs, self.name)
         first = not self.built
         if first:
             self._input_spec = _spec(inputs)
@@ -168,20 +135,7 @@ class Model(Trainer, Layer):
                 self._trues_spec = _spec(trues)
             if self.input_shape is None:
                 self.input_shape = _spec_shapes(self._input_spec)
-        by_training, by_trues, positional = mode
-        if positional == 2:
-            outputs = self.call(inputs, training, trues, **kwargs)
-        elif positional == 1:
-            outputs = self.call(inputs, training, **kwargs)
-        elif positional == 0:
-            outputs = self.call(inputs, **kwargs)
-        elif by_training:
-            if by_trues:
-                outputs = self.call(inputs, training=training, trues=trues, **kwargs)
-            else:
-                outputs = self.call(inputs, training=training, **kwargs)
-        else:
-            outputs = self.call(inputs, trues=trues, **kwargs)
+        outputs = self.call(*call_args, **call_kwargs)
         if first:
             self.built = True
             if self.output_shape is None:
@@ -190,23 +144,33 @@ class Model(Trainer, Layer):
 
     forward = __call__
 
-    def build(self, input_shape: Any = None) -> None:
-        """Create the weights by calling the model once on zeros of ``input_shape``
-        (without the batch axis; default: the recorded input shape)."""
-        if input_shape is not None:
-            spec = _spec_from_shape(input_shape, self.dtype)
+    def _run(self, inputs: Any, training: Any, trues: Any = None) -> Any:
+        """The call of ``fit``/``evaluate``/``predict``: ``inputs`` is the batch's input,
+        a list of arrays for several."""
+        return self(inputs, training=training, trues=trues)
+
+    def build(self, *input_shapes: Any, trues: Any = None) -> None:
+        """Create the weights by calling the model once on zeros. An input shape is given
+        without the batch axis (default: the recorded input shape); a ``TensorSpec``
+        (``g.ArraySpec``) gives a whole shape, batch axis included, and a dtype. Several
+        (Rindow: ``build(spec_a, spec_b)``), or one list of shapes, are a model's several
+        inputs; ``trues`` is the targets' shape or spec, for a ``call`` that takes them."""
+        if len(input_shapes) > 1:
+            spec: Any = [_spec_of(s, self.dtype) for s in input_shapes]
+        elif input_shapes and input_shapes[0] is not None:
+            spec = _spec_of(input_shapes[0], self.dtype)
         elif self._input_spec is not None:
             spec = self._input_spec
         elif self.input_shape is not None:
             spec = _spec_from_shape(self.input_shape, self.dtype)
         else:
             raise OpValueError(f"{self.name}: build() needs an input_shape (the model was never called)")
-        self._build_from_spec(spec)
+        self._build_from_spec(spec, None if trues is None else _spec_of(trues, self.dtype))
 
     def _build_from_spec(self, spec: Any, trues_spec: Any = None) -> None:
         with _state.scope(()):  # not recorded by the user's tapes
             trues = _zeros(trues_spec) if trues_spec is not None else None
-            self(_zeros(spec), False, trues)
+            self._run(_zeros(spec), False, trues)
         self._input_spec = spec
         self._trues_spec = trues_spec
 
@@ -364,6 +328,15 @@ def _spec_shapes(spec: Any) -> Any:
     if isinstance(spec, list):
         return [tuple(s["shape"]) for s in spec]
     return tuple(spec["shape"])
+
+
+def _spec_of(shape: Any, dtype: np.dtype) -> Any:
+    """A spec from a TensorSpec (its shape includes the batch axis) or a shape without it."""
+    if hasattr(shape, "shape") and hasattr(shape, "dtype") and not isinstance(shape, np.ndarray):
+        if len(shape.shape) < 1:
+            raise OpValueError(f"build: a TensorSpec needs a batch axis, got shape {shape.shape}")
+        return {"shape": [None if n is None else int(n) for n in shape.shape[1:]], "dtype": np.dtype(shape.dtype).name}
+    return _spec_from_shape(shape, dtype)
 
 
 def _spec_from_shape(shape: Any, dtype: np.dtype) -> Any:

@@ -70,6 +70,7 @@ class Trainer:
     _predict_fn: Callable[[Any], Any]
     history: History | None
     stop_training: bool
+    _run: Callable[..., Any]  # model(inputs, training=..., trues=...), a list spread over call's inputs
 
     def _require_compiled(self, what: str, need_loss: bool = True) -> None:
         if self.optimizer is None and what == "fit":
@@ -92,7 +93,7 @@ class Trainer:
         gradients of the loss, the optimizer update. Returns ``(loss, predictions)``.
         If the loss is not finite, no update is applied."""
         with GradientTape() as tape:
-            predictions = self(x, True, y)
+            predictions = self._run(x, True, y)
             loss = self.compute_loss(y, predictions)
         value = float(loss._value)
         if value - value == 0.0:  # finite (NaN and inf give nan)
@@ -109,7 +110,7 @@ class Trainer:
         from ...compiler.tracing import run_effect
 
         with GradientTape() as tape:
-            predictions = self(x, True, y)
+            predictions = self._run(x, True, y)
             loss = self.compute_loss(y, predictions)
         t = self.__dict__["_tracking"]
         if t is None or not t.valid():
@@ -126,20 +127,20 @@ class Trainer:
         return loss, predictions
 
     def _graph_test_step(self, x: Any, y: Any) -> tuple[Variable, Any]:
-        predictions = self(x, False, y)
+        predictions = self._run(x, False, y)
         return self.compute_loss(y, predictions), predictions
 
     def _graph_predict_step(self, x: Any) -> Any:
-        return self(x, False)
+        return self._run(x, False)
 
     def test_step(self, x: Any, y: Any) -> tuple[float, Any]:
         """The loss and predictions of a batch in inference mode."""
-        predictions = self(x, False, y)
+        predictions = self._run(x, False, y)
         return float(self.compute_loss(y, predictions)._value), predictions
 
     def predict_step(self, x: Any) -> Any:
         """The predictions of a batch in inference mode, as NumPy arrays."""
-        return to_numpy(self(x, False))
+        return to_numpy(self._run(x, False))
 
     # -- fit -------------------------------------------------------------------------------
     def fit(
