@@ -375,14 +375,15 @@ class Backend:
 
     def range(self, limit: float, start: float | None = None, delta: float | None = None,
               dtype: Any = None) -> np.ndarray:
-        """``start, start + delta, ...`` up to ``limit`` (excluded); ``start`` defaults to 0
-        and ``delta`` to 1 (-1 when ``limit < start``). Floats of ``nn``'s dtype unless
-        ``dtype`` is given."""
+        """``start, start + delta, ...`` up to ``limit`` (excluded, as ``tf.range``; Rindow
+        drops the last value when ``delta`` does not divide ``limit - start``); ``start``
+        defaults to 0 and ``delta`` to 1 (-1 when ``limit < start``). Floats of ``nn``'s
+        dtype unless ``dtype`` is given."""
         start = 0 if start is None else start
         delta = (1 if limit >= start else -1) if delta is None else delta
         if delta == 0:
             raise OpValueError("K.range: delta must not be 0")
-        count = builtins.max(int(math.floor((limit - start) / delta)), 0)
+        count = builtins.max(int(math.ceil((limit - start) / delta)), 0)
         return (start + delta * np.arange(count)).astype(self._float(dtype, "range"))
 
     def onehot(self, x: Any, depth: int, dtype: Any = None) -> np.ndarray:

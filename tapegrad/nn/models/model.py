@@ -177,15 +177,20 @@ class Model(Trainer, Layer):
     # -- compile ---------------------------------------------------------------------------
     def compile(
         self,
-        optimizer: Any = "rmsprop",
-        loss: Any = None,
-        metrics: Sequence[Any] | None = None,
+        optimizer: Any = "sgd",
+        loss: Any = "sparse_categorical_crossentropy",
+        metrics: Sequence[Any] | dict[str, Any] | None = None,
         jit: bool = True,
     ) -> None:
-        """Configure training: an optimizer (instance or name, default ``"rmsprop"`` as in
-        Keras), a loss (a Loss, a name such as ``"sparse_categorical_crossentropy"``, or a
-        callable ``fn(trues, predicts)``) and metrics (names such as ``"accuracy"``, which
-        picks the variant that fits the loss, Metric objects or callables).
+        """Configure training. The defaults are Rindow's: ``compile()`` is
+        ``compile("sgd", "sparse_categorical_crossentropy", ["loss", "accuracy"])``.
+
+        ``optimizer``: an instance or a name; ``loss``: a Loss, a name such as
+        ``"binary_crossentropy"``, a callable ``fn(trues, predicts)``, or None (no loss:
+        predict only); ``metrics``: names (``"accuracy"`` picks the variant that fits the
+        loss; ``"loss"`` is the loss, always reported), Metric objects or callables, or a
+        dict of names to any of these (Rindow: ``["loss" => "loss", "accuracy" => fn]``).
+        Without ``metrics``: ``["loss", "accuracy"]``.
 
         With ``jit=True`` (the default) fit, evaluate and predict run compiled steps
         (``g.Function``): the forward pass, the gradients and the optimizer update of a
@@ -195,25 +200,41 @@ class Model(Trainer, Layer):
         from .. import metrics as metrics_mod
         from .. import optimizers as optimizers_mod
 
+        if optimizer is None:
+            optimizer = "sgd"
         self.optimizer = optimizers_mod.get(optimizer)
         self.loss = loss
         self._loss_fn = None if loss is None else losses_mod.get(loss)
         if metrics is None:
-            metrics = []
+            metrics = ["loss", "accuracy"]
+        if isinstance(metrics, dict) and "class_name" not in metrics:
+            named: list[tuple[str | None, Any]] = [(str(k), v) for k, v in metrics.items()]
         elif isinstance(metrics, (str, dict)) or callable(metrics):
-            metrics = [metrics]
+            named = [(None, metrics)]
+        else:
+            named = [(None, m) for m in metrics]
         self._metrics = []
         self._metric_names = []
-        for ident in metrics:
-            metric = metrics_mod.get(ident, loss=self._loss_fn)
-            name = ident if isinstance(ident, str) else str(getattr(metric, "name", None) or type(metric).__name__)
+        idents = []
+        for key, ident in named:
+            if isinstance(ident, str) and ident.lower() == "loss":
+                continue  # the loss is always reported
+            if key is not None and callable(ident) and not isinstance(ident, (type, metrics_mod.Metric)):
+                metric = metrics_mod.MeanMetricWrapper(ident, key)
+            else:
+                metric = metrics_mod.get(ident, loss=self._loss_fn)
+            if key is not None:
+                name = key
+            else:
+                name = ident if isinstance(ident, str) else str(getattr(metric, "name", None) or type(metric).__name__)
             base, k = name, 1
             while name in self._metric_names or name == "loss":
                 name = f"{base}_{k}"
                 k += 1
             self._metrics.append(metric)
             self._metric_names.append(name)
-        self._compile_config = {"optimizer": optimizer, "loss": loss, "metrics": list(metrics)}
+            idents.append(ident)
+        self._compile_config = {"optimizer": optimizer, "loss": loss, "metrics": idents}
         self.stop_training = False
         self.jit = bool(jit)
         if self.jit:
@@ -280,9 +301,10 @@ class Model(Trainer, Layer):
         out("_" * total_width)
 
     # -- saving --------------------------------------------------------------------------------
-    def save(self, path: Any) -> None:
+    def save(self, path: Any, portable: bool | None = None) -> None:
         """Write the model to one file: its config, weights, compile config and optimizer
-        state (atomically; no pickle). Load it with :func:`tapegrad.load_model`."""
+        state (atomically; no pickle). Load it with :func:`tapegrad.load_model`.
+        ``portable`` (Rindow) is accepted and ignored: the files are always portable."""
         from .saving import save_model
 
         save_model(self, path)
@@ -299,6 +321,14 @@ class Model(Trainer, Layer):
         from .saving import load_weights
 
         load_weights(self, path)
+
+    def save_weights_to_file(self, path: Any, portable: bool | None = None) -> None:
+        """Rindow's name of :meth:`save_weights` (``portable`` is ignored: files are portable)."""
+        self.save_weights(path)
+
+    def load_weights_from_file(self, path: Any, portable: bool | None = None) -> None:
+        """Rindow's name of :meth:`load_weights`."""
+        self.load_weights(path)
 
     def get_config(self) -> dict[str, Any]:
         return super().get_config()
