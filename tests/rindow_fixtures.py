@@ -18,9 +18,10 @@ def _idx(array: np.ndarray) -> bytes:
 
 
 def class_images(n: int, shape: tuple[int, ...], classes: int, rng: np.random.Generator,
-                 noise: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` uint8 images: the prototype of a random class (fixed by the seed) plus noise."""
-    prototypes = np.random.default_rng(1234).integers(0, 256, (classes, *shape)).astype(np.float64)
+                 contrast: float = 30.0, noise: float = 70.0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` uint8 images: the prototype of a random class (fixed by the seed: grey 128 plus
+    ``contrast`` times a normal pattern) plus noise of deviation ``noise``."""
+    prototypes = 128.0 + contrast * np.random.default_rng(1234).normal(size=(classes, *shape))
     labels = rng.integers(0, classes, n).astype(np.uint8)
     images = prototypes[labels] + rng.normal(0.0, noise, (n, *shape))
     return np.clip(np.rint(images), 0, 255).astype(np.uint8), labels
@@ -65,7 +66,7 @@ def _filler_words(count: int) -> list[str]:
     return [a + b + c for a in syllables for b in syllables for c in syllables][:count]
 
 
-def write_imdb(root: Path, per_class: int = 60, test_per_class: int = 40, seed: int = 0, fillers: int = 400) -> Path:
+def write_imdb(root: Path, per_class: int = 150, test_per_class: int = 50, seed: int = 0, fillers: int = 400) -> Path:
     """An ``aclImdb`` tree: ``train/{pos,neg}/<id>_<rating>.txt`` and ``test/...`` (plus an
     unlabelled ``train/unsup`` folder and a README, as in the real archive). Each review is
     neutral filler words with a few words of its sentiment."""
@@ -78,7 +79,7 @@ def write_imdb(root: Path, per_class: int = 60, test_per_class: int = 40, seed: 
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
                 text = list(rng.choice(filler, rng.integers(20, 40)))
-                for _ in range(rng.integers(2, 5)):
+                for _ in range(rng.integers(4, 9)):
                     text.insert(int(rng.integers(0, len(text))), str(rng.choice(words)))
                 review = " ".join(text).capitalize() + ". <br /><br />The end!"
                 (folder / f"{i}_{rng.integers(*ratings)}.txt").write_text(review)

@@ -148,7 +148,7 @@ def test_pad_sequences_pre_post_truncating_value():
                                                               value=-1), [[1, 2, 3], [4, -1, -1], [5, 6, 7]])
     np.testing.assert_array_equal(pad_sequences(seqs, maxlen=2), [[2, 3], [0, 4], [8, 9]])
     assert pad_sequences(seqs).dtype == np.int32 and pad_sequences(seqs, dtype="float32").dtype == np.float32
-    assert pad_sequences([[1], [2, 3]], maxlen=10).shape == (2, 2)  # Rindow: no wider than the longest
+    assert pad_sequences([[1], [2, 3]], maxlen=4).tolist() == [[0, 0, 0, 1], [0, 0, 2, 3]]  # always maxlen wide
     assert pad_sequences([]).shape == (0, 0)
     with pytest.raises(ValueError, match="padding must be 'pre' or 'post', got 'mid'"):
         pad_sequences(seqs, padding="mid")
@@ -208,7 +208,7 @@ def test_text_classified_dataset_load_data_and_tokenizer_reuse(tmp_path):
                                  classnames=train.classnames())
     xt, yt = test.load_data()
     assert tok.document_count == 4  # the reused tokenizer is not refitted
-    assert xt.tolist() == [[1, tok.word_index["acting"]], [2, 0]] and yt.tolist() == [0, 1]  # as wide as the longest
+    assert xt.tolist() == [[1, tok.word_index["acting"], 0, 0], [2, 0, 0, 0]] and yt.tolist() == [0, 1]
     batches = list(TextClassifiedDataset(tmp_path / "test", batch_size=1, tokenizer=tok, classnames=["pos", "neg"]))
     assert [b[1].tolist() for b in batches] == [[1], [0]]
 

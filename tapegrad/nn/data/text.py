@@ -183,10 +183,11 @@ def pad_sequences(
     truncating: str = "pre",
     value: Any = 0,
 ) -> np.ndarray:
-    """The sequences as one array, padded with ``value`` to the longest and cut to at most
-    ``maxlen``: ``"pre"`` pads or cuts at the start, ``"post"`` at the end. As Rindow's
-    ``padSequences``, the width is the longest sequence's length when that is shorter
-    than ``maxlen`` (Keras's is always ``maxlen``)."""
+    """The sequences as one ``(len(sequences), maxlen)`` array (default ``maxlen``: the
+    longest), padded with ``value`` and cut: ``"pre"`` pads or cuts at the start, ``"post"``
+    at the end. As Keras's: the width is always ``maxlen`` (Rindow's ``padSequences`` stops
+    at the longest sequence when it is shorter, so a test set could get another width than
+    its training set)."""
     for arg, mode in (("padding", padding), ("truncating", truncating)):
         if mode not in ("pre", "post"):
             raise OpValueError(f"pad_sequences: {arg} must be 'pre' or 'post', got {mode!r}")
@@ -198,7 +199,7 @@ def pad_sequences(
             raise OpTypeError(f"pad_sequences: sequence {k} is {type(seq).__name__}, not a list of numbers")
         seqs.append(seq)
     longest = max((len(s) for s in seqs), default=0)
-    width = longest if maxlen is None else min(int(maxlen), longest)
+    width = longest if maxlen is None else int(maxlen)
     dt = _dtypes.as_dtype(dtype, "pad_sequences")
     out = np.full((len(seqs), width), value, dtype=dt)
     for i, seq in enumerate(seqs):
