@@ -313,6 +313,38 @@ def test_image_files_png_bmp_ppm_and_others_through_pillow(tmp_path, monkeypatch
         read_image(tmp_path / "broken.png")
 
 
+def png_bytes(image, filter_type):
+    """A PNG of an RGB image whose rows all use one filter type (the encoder side of the PNG spec)."""
+    import struct
+    import zlib
+
+    h, w, c = image.shape
+    rows, prior = [], np.zeros(w * c, np.int32)
+    for y in range(h):
+        line = image[y].astype(np.int32).reshape(-1)
+        left = np.concatenate([np.zeros(c, np.int32), line[:-c]])
+        up_left = np.concatenate([np.zeros(c, np.int32), prior[:-c]])
+        p = left + prior - up_left
+        pa, pb, pc = abs(p - left), abs(p - prior), abs(p - up_left)
+        paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, prior, up_left))
+        pred = [0, left, prior, (left + prior) // 2, paeth][filter_type]
+        rows.append(bytes([filter_type]) + ((line - pred) & 0xFF).astype(np.uint8).tobytes())
+        prior = line
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"".join(rows))) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("filter_type", [0, 1, 2, 3, 4])
+def test_png_rows_of_every_filter_type(filter_type, tmp_path):
+    image = np.random.default_rng(filter_type).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    (tmp_path / "x.png").write_bytes(png_bytes(image, filter_type))
+    np.testing.assert_array_equal(read_image(tmp_path / "x.png"), image)
+
+
 def test_resize_averages_when_shrinking_and_interpolates_when_growing():
     image = np.arange(16, dtype=np.uint8).reshape(4, 4, 1) * 10
     np.testing.assert_array_equal(resize(image, 2, 2)[..., 0], [[25, 45], [105, 125]])  # 2x2 block means

@@ -82,16 +82,16 @@ def _read_png(data: bytes) -> np.ndarray:
         kind, line = rows[y, 0], rows[y, 1:].astype(np.int32)
         if kind == 0:
             cur = line
+        elif kind == 1:  # Sub: a running sum along the row, per channel
+            cur = (np.cumsum(line.reshape(width, channels), axis=0) & 0xFF).reshape(stride)
         elif kind == 2:
             cur = (line + prior) & 0xFF
-        else:  # Sub, Average and Paeth depend on the pixel to the left: one pass per pixel
+        else:  # Average and Paeth depend on the pixel to the left: one pass per pixel
             cur = np.zeros(stride, np.int32)
             for i in range(stride):
                 left = cur[i - channels] if i >= channels else 0
                 up = prior[i]
-                if kind == 1:
-                    pred = left
-                elif kind == 3:
+                if kind == 3:
                     pred = (left + up) >> 1
                 elif kind == 4:
                     up_left = prior[i - channels] if i >= channels else 0
