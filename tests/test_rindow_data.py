@@ -89,6 +89,8 @@ def test_mnist_object_has_load_data(tmp_path, monkeypatch):
     np.testing.assert_array_equal(yt, written["test_labels"])
     (x2, _), _ = loaded
     assert x2 is x and tg.datasets.mnist.load_data()[0][0].shape == (7, 28, 28)
+    (xd, _), _ = nn.datasets().digits().load_data()  # scikit-learn's digits, offline
+    assert xd.shape[1:] == (8, 8)
 
 
 # -- Tokenizer and Preprocessor ---------------------------------------------------------------------
