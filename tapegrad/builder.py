@@ -13,6 +13,7 @@ import numpy as np
 from . import _dtypes
 from .autodiff.tape import GradientTape
 from .autodiff.variable import Variable
+from .backend import Backend
 from .errors import OpTypeError
 
 _ops = None
@@ -40,13 +41,21 @@ class NeuralNetworks:
         self._gradient = Gradient(self)
         self._backend = Backend(self)
 
+    @property
     def gradient(self) -> Gradient:
-        """The builder of Variables, tapes, Functions and ops (``g``)."""
+        """The builder of Variables, tapes, Functions and ops (``g``). ``nn.gradient()``
+        and ``nn.gradient`` are the same object, as ``$nn->gradient()`` and
+        ``$nn->gradient`` are in Rindow."""
         return self._gradient
 
+    @property
     def backend(self) -> Backend:
-        """NumPy helpers for user code (``K``)."""
+        """NumPy helpers for user code (``K``): ``nn.backend()`` or ``nn.backend``."""
         return self._backend
+
+    def device_type(self) -> str:
+        """Where the computations run: always ``"CPU"`` (NumPy)."""
+        return "CPU"
 
     def with_(self, tape: GradientTape, fn: Callable[[], Any]) -> Any:
         """Run ``fn()`` inside ``tape`` and return its result (Rindow's ``$nn->with``)."""
@@ -134,18 +143,56 @@ class ModuleBuilder:
 
 
 class Gradient:
-    """``g``: Variable, GradientTape and every op of :mod:`tapegrad.ops`, in ``nn``'s dtype."""
+    """``g``: Variable, GradientTape and every op of :mod:`tapegrad.ops`, in ``nn``'s dtype.
+    ``g()`` returns ``g``; Rindow's helpers ``get``, ``ndarray``, ``constant``, ``modules``
+    and ``ArraySpec`` (:class:`~tapegrad.TensorSpec`) are here too."""
 
     def __init__(self, nn: NeuralNetworks) -> None:
         self._nn = nn
         self.GradientTape = GradientTape
 
-    def Variable(self, value: Any, *, name: str | None = None, trainable: bool = True, dtype: Any = None) -> Variable:  # noqa: N802
-        """A Variable; Python numbers and lists take ``nn``'s float dtype."""
+    def __call__(self) -> Gradient:
+        return self
+
+    def Variable(self, value: Any, *, name: str | None = None, trainable: bool = True,  # noqa: N802
+                 dtype: Any = None, unbackpropagatable: bool = False) -> Variable:
+        """A Variable; Python numbers and lists take ``nn``'s float dtype.
+        ``unbackpropagatable=True`` (Rindow) makes a constant: no gradient reaches it."""
+        if unbackpropagatable:
+            trainable = False
         if dtype is None and not isinstance(value, (np.ndarray, np.generic, Variable)):
             arr = _dtypes.to_array(value, None, self._nn.dtype, "Variable", "value")
             return Variable(arr, name=name, trainable=trainable)
         return Variable(value, name=name, trainable=trainable, dtype=dtype)
+
+    def constant(self, value: Any, dtype: Any = None) -> np.ndarray:
+        """A NumPy array of ``value`` (``nn``'s float dtype for Python numbers and lists)."""
+        dt = None if dtype is None else _dtypes.as_dtype(dtype, "constant")
+        return np.array(_dtypes.to_array(value, dt, self._nn.dtype, "constant", "value"), copy=True)
+
+    def ndarray(self, x: Any) -> np.ndarray:
+        """The NumPy array of a Variable (an array is returned as it is)."""
+        return x.value() if isinstance(x, Variable) else np.asarray(x)
+
+    def get(self, x: Any, offset: Any, count: Any = None) -> Any:
+        """Rindow's ``get``: ``x[offset]`` when ``count`` is None or 0, else the ``count``
+        items from ``offset`` (a negative count stops ``-count - 1`` items before the end).
+        ``x`` is a Variable, an array, or a shape (a tuple or a Variable from ``g.shape``);
+        ``offset`` and ``count`` may be 0-d Variables."""
+        offset = _index(offset, "get", "offset")
+        count = 0 if count is None else _index(count, "get", "count")
+        if count == 0:
+            return x[offset]
+        if count < 0:
+            count = len(x) + count + 1
+        return x[offset:offset + count]
+
+    def modules(self, modules: Any = None, name: str | None = None) -> Any:
+        """A list of layers and models that a model owns (Rindow's ``Modules``): ``add(m)``,
+        indexing, ``len``, iteration, ``variables()``, ``trainable_variables()``."""
+        from .nn.modules import Modules
+
+        return Modules(modules, name=name)
 
     def zeros(self, shape: Any, dtype: Any = None) -> Variable:
         return _ops_module().zeros(shape, self._nn.dtype if dtype is None else dtype)
@@ -162,115 +209,17 @@ class Gradient:
         if name in ("grad", "value_and_grad", "jacobian", "hessian", "gradcheck", "custom_gradient", "Function",
                     "TensorSpec", "draw"):
             return getattr(tapegrad, name)
+        if name == "ArraySpec":  # Rindow's name of TensorSpec
+            return tapegrad.TensorSpec
         raise AttributeError(f"the gradient builder has no op {name!r}")
 
 
-class Backend:
-    """``K``: NumPy helpers that take Variables or arrays and return NumPy values."""
-
-    def __init__(self, nn: NeuralNetworks) -> None:
-        self._nn = nn
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self._nn.dtype
-
-    @staticmethod
-    def _v(x: Any) -> Any:
-        return x.value() if isinstance(x, Variable) else x
-
-    def scalar(self, x: Any) -> float | int | bool:
-        """A size-1 array or Variable as a Python number."""
-        value = np.asarray(self._v(x))
-        if value.size != 1:
-            raise OpTypeError(f"scalar: expected a single value, got shape {value.shape}")
-        return value.reshape(()).item()
-
-    def array(self, x: Any, dtype: Any = None) -> np.ndarray:
-        """A new ndarray; Python numbers and lists take ``nn``'s float dtype."""
-        x = self._v(x)
-        dt = None if dtype is None else _dtypes.as_dtype(dtype, "array")
-        return np.array(_dtypes.to_array(x, dt, self._nn.dtype, "array", "x"), copy=True)
-
-    def zeros(self, shape: Any, dtype: Any = None) -> np.ndarray:
-        return np.zeros(shape, dtype=self._nn.dtype if dtype is None else dtype)
-
-    def ones(self, shape: Any, dtype: Any = None) -> np.ndarray:
-        return np.ones(shape, dtype=self._nn.dtype if dtype is None else dtype)
-
-    def zeros_like(self, x: Any) -> np.ndarray:
-        return np.zeros_like(self._v(x))
-
-    def ones_like(self, x: Any) -> np.ndarray:
-        return np.ones_like(self._v(x))
-
-    def fill(self, shape: Any, value: Any, dtype: Any = None) -> np.ndarray:
-        return np.full(shape, value, dtype=self._nn.dtype if dtype is None else dtype)
-
-    def cast(self, x: Any, dtype: Any) -> np.ndarray:
-        return np.asarray(self._v(x)).astype(_dtypes.as_dtype(dtype, "cast"))
-
-    def copy(self, x: Any) -> np.ndarray:
-        return np.array(self._v(x), copy=True)
-
-    def shape(self, x: Any) -> tuple[int, ...]:
-        return tuple(np.shape(self._v(x)))
-
-    def ndim(self, x: Any) -> int:
-        return int(np.ndim(self._v(x)))
-
-    def argmax(self, x: Any, axis: int | None = -1) -> np.ndarray:
-        return np.argmax(self._v(x), axis=axis)
-
-    def argmin(self, x: Any, axis: int | None = -1) -> np.ndarray:
-        return np.argmin(self._v(x), axis=axis)
-
-    def sum(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-        return np.sum(self._v(x), axis=axis, keepdims=keepdims)
-
-    def mean(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-        return np.mean(self._v(x), axis=axis, keepdims=keepdims)
-
-    def max(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-        return np.max(self._v(x), axis=axis, keepdims=keepdims)
-
-    def min(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-        return np.min(self._v(x), axis=axis, keepdims=keepdims)
-
-    def equal(self, x: Any, y: Any) -> np.ndarray:
-        return np.equal(self._v(x), self._v(y))
-
-    def onehot(self, x: Any, depth: int, dtype: Any = None) -> np.ndarray:
-        idx = np.asarray(self._v(x))
-        out = np.zeros(idx.shape + (int(depth),), dtype=self._nn.dtype if dtype is None else dtype)
-        np.put_along_axis(out, idx[..., None].astype(np.intp), 1, axis=-1)
-        return out
-
-    one_hot = onehot
-
-    def random_uniform(self, shape: Any, low: float = 0.0, high: float = 1.0, dtype: Any = None,
-                       seed: int | None = None) -> np.ndarray:
-        rng = np.random.default_rng(seed)
-        return rng.uniform(low, high, shape).astype(self._nn.dtype if dtype is None else dtype)
-
-    def random_normal(self, shape: Any, mean: float = 0.0, scale: float = 1.0, dtype: Any = None,
-                      seed: int | None = None) -> np.ndarray:
-        rng = np.random.default_rng(seed)
-        return rng.normal(mean, scale, shape).astype(self._nn.dtype if dtype is None else dtype)
-
-    def to_string(self, x: Any) -> str:
-        from .format import to_string
-
-        return to_string(x)
-
-    def __getattr__(self, name: str) -> Any:
-        # Anything else NumPy offers (K.sqrt, K.exp, K.dot, ...), on unwrapped values.
-        fn = getattr(np, name, None)
-        if fn is None or not callable(fn):
-            raise AttributeError(f"the backend has no function {name!r}")
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return fn(*[self._v(a) for a in args], **kwargs)
-
-        return call
-
+def _index(value: Any, fn: str, arg: str) -> int:
+    if isinstance(value, Variable):
+        value = value.value()
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(())
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, np.ndarray)) \
+            or getattr(value, "dtype", np.dtype(int)).kind not in "iu":
+        raise OpTypeError(f"{fn}: {arg} must be an int, got {value!r}")
+    return int(value)

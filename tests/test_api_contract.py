@@ -297,10 +297,13 @@ def test_s1_everything_importable_from_the_package():
 # §2. Variables
 # =====================================================================================================
 
-# "`g.Variable(value, *, name=None, trainable=True, dtype=None)`"
+# "`g.Variable(value, *, name=None, trainable=True, dtype=None)`"; §9: "`g.Variable(..., unbackpropagatable=True)`"
 @pytest.mark.parametrize("factory", [tg.Variable, tg.NeuralNetworks().gradient().Variable])
 def test_s2_variable_signature(factory):
-    assert params(factory) == [("value", EMPTY, POS), ("name", None, KW), ("trainable", True, KW), ("dtype", None, KW)]
+    expected = [("value", EMPTY, POS), ("name", None, KW), ("trainable", True, KW), ("dtype", None, KW)]
+    if factory is not tg.Variable:
+        expected.append(("unbackpropagatable", False, KW))
+    assert params(factory) == expected
     v = factory([1.0], name="w", trainable=False, dtype="float64")
     assert (v.name, v.trainable, v.dtype) == ("w", False, np.float64)
 

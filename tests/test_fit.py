@@ -117,7 +117,9 @@ def test_compile_defaults_and_errors():
     with pytest.raises(ValueError, match="compile"):
         m.fit(*blobs(), verbose=0)
     m.compile(loss="sparse_categorical_crossentropy")
-    assert type(m.optimizer).__name__ == "RMSprop"  # Keras' default
+    assert type(m.optimizer).__name__ == "SGD"  # Rindow's default (API §9)
+    assert m.metrics_names == ["loss", "accuracy"]
+    m.compile(loss="sparse_categorical_crossentropy", metrics=[])
     assert m.metrics_names == ["loss"]
     m.compile(optimizer="sgd", loss="mse", metrics=["mae", "mae"])
     assert m.metrics_names == ["loss", "mae", "mae_1"]
@@ -132,7 +134,7 @@ def test_evaluate_return_forms_and_batch_weighting():
     np.testing.assert_allclose(chunked, full, rtol=1e-5)
     d = m.evaluate(x, y, verbose=0, return_dict=True)
     assert list(d) == ["loss", "accuracy"] and math.isclose(d["loss"], full[0], rel_tol=1e-5)
-    plain = mlp(metrics=None)
+    plain = mlp(metrics=[])
     assert isinstance(plain.evaluate(x, y, verbose=0), float)
 
 

@@ -340,22 +340,23 @@ def test_piecewise_and_cosine_decay_values():
 
 
 @pytest.mark.parametrize(
-    "lr",
+    "lr, keras_lr",
     [
-        O.ExponentialDecay(0.1, decay_steps=3, decay_rate=0.7),
-        O.InverseTimeDecay(0.2, decay_steps=2, decay_rate=1.0, staircase=True),
-        lambda step: 0.05 * (step + 1),
+        (O.ExponentialDecay(0.1, decay_steps=3, decay_rate=0.7),) * 2,
+        (O.InverseTimeDecay(0.2, decay_steps=2, decay_rate=1.0, staircase=True),) * 2,
+        # a user-defined schedule gets Rindow's 1-based step (API §9): the first update calls it with 1
+        (lambda step: 0.05 * step, lambda step: 0.05 * (step + 1)),
     ],
     ids=["exponential", "inverse_time", "callable"],
 )
-def test_schedule_is_called_with_the_number_of_updates_done(lr):
+def test_schedule_is_called_with_the_number_of_updates_done(lr, keras_lr):
     values = initial(SMALL)
     got = run_tapegrad(O.SGD(lr), values, steps=12)
-    want = run_ref(KerasRef("sgd", values, lr), steps=12)
+    want = run_ref(KerasRef("sgd", values, keras_lr), steps=12)
     assert_close(got, want, rtol=1e-13, atol=1e-15)
     # and Adam with a schedule (bias correction and the rate use the same step)
     got = run_tapegrad(O.Adam(lr), values, steps=12)
-    want = run_ref(KerasRef("adam", values, lr), steps=12)
+    want = run_ref(KerasRef("adam", values, keras_lr), steps=12)
     assert_close(got, want, rtol=1e-11, atol=1e-13)
 
 

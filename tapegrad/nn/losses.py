@@ -714,3 +714,10 @@ def get(identifier: Any) -> Loss | None:
     if callable(identifier):
         return LossFunctionWrapper(identifier)
     raise OpTypeError(f"losses.get: cannot make a loss from {type(identifier).__name__} {identifier!r}")
+
+
+# Rindow's spellings of the cross-entropy classes (``$nn->losses()->SparseCategoricalCrossEntropy()``).
+SparseCategoricalCrossEntropy = SparseCategoricalCrossentropy
+CategoricalCrossEntropy = CategoricalCrossentropy
+BinaryCrossEntropy = BinaryCrossentropy
+__all__ += ["SparseCategoricalCrossEntropy", "CategoricalCrossEntropy", "BinaryCrossEntropy"]

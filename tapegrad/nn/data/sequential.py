@@ -62,15 +62,19 @@ class SequentialDataset(Dataset):
             generator function). A one-shot iterator (a generator object) can be read for
             one epoch only; pass its function to iterate several epochs.
         batch_size: samples per batch; the last batch holds the remainder.
-        chunked: False (default): each item is one sample. True: each item is a chunk of
-            samples along its first axis (Rindow's SequentialDataset), re-batched across the
-            chunk boundaries.
+        chunked: False: each item is one sample. True: each item is a chunk of samples
+            along its first axis (Rindow's SequentialDataset), re-batched across the chunk
+            boundaries. The default is False, or True when ``inputs_filter`` or ``shuffle``
+            (Rindow's arguments, which work on chunks) is given.
         shuffle_buffer: None or 0 for the source's order; N > 0 shuffles through a buffer of N
             samples, as ``tf.data.Dataset.shuffle(N)``: a buffer as large as the dataset is
             a full shuffle.
         seed: an int, a ``numpy.random.Generator``, or None for the library's generator.
         filter: a :class:`DatasetFilter` or callable ``(inputs, tests) -> (inputs, tests)``
             applied to each batch.
+        inputs_filter: the same, applied to each item (each chunk) as it is read, before it
+            is cut into batches (Rindow: normalising a CIFAR-10 file at a time).
+        shuffle: shuffle the samples of each chunk (Rindow's ``shuffle``; needs chunks).
         total_size: stop after this many samples; also makes ``len()`` and
             ``dataset_size()`` known for sources without ``len``.
 
@@ -87,13 +91,20 @@ class SequentialDataset(Dataset):
         source: Iterable[Any] | Callable[[], Iterable[Any]],
         batch_size: int = 32,
         *,
-        chunked: bool = False,
+        chunked: bool | None = None,
         shuffle_buffer: int | None = None,
         seed: int | np.random.Generator | None = None,
         filter: Any = None,
         total_size: int | None = None,
+        inputs_filter: Any = None,
+        shuffle: bool | None = None,
     ) -> None:
         owner = "SequentialDataset"
+        if chunked is None:
+            chunked = inputs_filter is not None or shuffle is not None
+        if shuffle and not chunked:
+            raise OpValueError(f"{owner}: shuffle=True shuffles the samples of each chunk (chunked=True); to shuffle "
+                               "a stream of single samples, pass shuffle_buffer=N")
         self._factory = not hasattr(source, "__iter__")  # a callable returning an iterable per epoch
         if self._factory and not callable(source):
             raise OpTypeError(f"{owner}: source must be an iterable or a callable returning one, "
@@ -109,6 +120,8 @@ class SequentialDataset(Dataset):
         self._total_size = None if total_size is None else int(total_size)
         self._filter = filter
         self._filter_fn = as_filter(filter, owner)
+        self._inputs_filter_fn = as_filter(inputs_filter, owner)
+        self._shuffle = bool(shuffle)
         self._one_shot = not self._factory and iter(source) is source
         self._epochs = 0
 
@@ -134,7 +147,7 @@ class SequentialDataset(Dataset):
 
     def __repr__(self) -> str:
         return (f"SequentialDataset(batch_size={self._batch_size}, chunked={self._chunked}, "
-                f"shuffle_buffer={self._shuffle_buffer}, total_size={self._total_size})")
+                f"shuffle={self._shuffle}, shuffle_buffer={self._shuffle_buffer}, total_size={self._total_size})")
 
     # -- iteration --------------------------------------------------------------------
     def __iter__(self) -> Iterator[Batch]:
@@ -177,6 +190,8 @@ class SequentialDataset(Dataset):
         """The items of the source as lists of arrays, checked against the first item's layout."""
         owner = "SequentialDataset"
         what = "chunk" if self._chunked else "sample"
+        inputs_filter = self._inputs_filter_fn
+        rng = (self._generator if self._generator is not None else library_generator()) if self._shuffle else None
         for k, item in enumerate(source):
             if isinstance(item, tuple):
                 if len(item) != 2:
@@ -185,6 +200,8 @@ class SequentialDataset(Dataset):
                 x, t = item
             else:
                 x, t = item, None
+            if inputs_filter is not None:
+                x, t = inputs_filter(x, t)
             multi_x, xs = _side(x)
             if t is None:
                 multi_t, ts = None, []
@@ -206,6 +223,9 @@ class SequentialDataset(Dataset):
                 if len(sizes) > 1:
                     raise OpValueError(f"{owner}: the arrays of chunk {k} have different first dimensions "
                                        f"{[f.shape[0] for f in fields]}")
+                if rng is not None:
+                    order = rng.permutation(len(fields[0]))
+                    fields = [f[order] for f in fields]
             yield fields
 
 

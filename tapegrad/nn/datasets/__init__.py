@@ -9,7 +9,9 @@ else in ``~/.tapegrad/datasets/<name>/`` (``<name>`` is ``mnist``, ``fashion_mni
 ``cifar10``); a ``cache_dir`` argument names the directory directly. Missing files are
 downloaded where the network allows (``download=False`` forbids it); otherwise the error
 lists the exact files and the directory to put them in. Each function is also reachable
-as ``<name>.load_data()``, as in ``keras.datasets.mnist.load_data()``.
+as ``<name>.load_data()``, as in ``keras.datasets.mnist.load_data()``, and what it returns
+has a ``load_data()`` method too, as Rindow writes ``$nn->datasets()->mnist()->loadData()``
+(``cifar10()``'s gives Rindow's per-file chunks, for ``SequentialDataset``).
 """
 
 from ._cifar10 import cifar10

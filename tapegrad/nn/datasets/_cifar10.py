@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ._files import CorruptDatasetError, dataset_dir, fetch
+from ._loaded import Cifar10Dataset
 
 ARCHIVE = "cifar-10-binary.tar.gz"
 FOLDER = "cifar-10-batches-bin"
@@ -87,7 +88,7 @@ def _keep_extracted(blobs: dict[str, bytes], folder: Path) -> None:
         pass
 
 
-def cifar10(*, download: bool = True, cache_dir: str | os.PathLike[str] | None = None) -> tuple[Split, Split]:
+def cifar10(*, download: bool = True, cache_dir: str | os.PathLike[str] | None = None) -> Cifar10Dataset:
     """CIFAR-10: ``((x_train, y_train), (x_test, y_test))``.
 
     ``x`` are uint8 images of shape ``(n, 32, 32, 3)`` (channels last, as Keras), ``y``
@@ -102,6 +103,10 @@ def cifar10(*, download: bool = True, cache_dir: str | os.PathLike[str] | None =
     kept extracted beside it). The archive is downloaded when missing, if ``download`` and
     the network allow; otherwise :class:`DatasetNotFoundError` lists the files and the
     directory. A damaged file raises :class:`CorruptDatasetError` naming it.
+
+    ``cifar10().load_data()`` is Rindow's: ``(train, test)``, each an iterable of
+    ``(images, labels)`` chunks, one per batch file (five for training, one for testing),
+    for ``nn.data.SequentialDataset``.
     """
     directory = dataset_dir("cifar10", cache_dir)
     folder = directory / FOLDER
@@ -119,7 +124,4 @@ def cifar10(*, download: bool = True, cache_dir: str | os.PathLike[str] | None =
     parts = [parse_batch(blobs[name], where[name]) for name in MEMBERS]
     if not extracted:
         _keep_extracted(blobs, folder)
-    x_train = np.concatenate([x for x, _ in parts[:5]])
-    y_train = np.concatenate([y for _, y in parts[:5]])
-    x_test, y_test = parts[5]
-    return (x_train, y_train), (x_test, y_test)
+    return Cifar10Dataset.of(parts[:5], parts[5:])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._files import MissingDependencyError
+from ._loaded import LoadedDataset
 
 Split = tuple[np.ndarray, np.ndarray]
 
@@ -26,7 +27,7 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tup
     return np.flatnonzero(train_mask), test_idx
 
 
-def digits(*, test_fraction: float = 0.2, seed: int = 0, flatten: bool = False) -> tuple[Split, Split]:
+def digits(*, test_fraction: float = 0.2, seed: int = 0, flatten: bool = False) -> LoadedDataset:
     """scikit-learn's copy of the UCI handwritten digits: ``((x_train, y_train), (x_test, y_test))``.
 
     1,797 images of 8x8 pixels, classes 0-9. ``x`` is float32 of shape ``(n, 8, 8)`` (or
@@ -56,4 +57,4 @@ def digits(*, test_fraction: float = 0.2, seed: int = 0, flatten: bool = False) 
     if flatten:
         images = images.reshape(len(images), -1)
     train, test = stratified_split(labels, test_fraction, seed)
-    return (images[train], labels[train]), (images[test], labels[test])
+    return LoadedDataset(((images[train], labels[train]), (images[test], labels[test])))

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ._files import CorruptDatasetError, dataset_dir, fetch
+from ._loaded import LoadedDataset
 
 FILES = (
     "train-images-idx3-ubyte.gz",
@@ -114,14 +115,14 @@ def _split(directory: Path, images_name: str, labels_name: str) -> Split:
 
 
 def _load(name: str, mirrors: tuple[str, ...], md5s: dict[str, str], directory: str | os.PathLike[str] | None,
-          download: bool) -> tuple[Split, Split]:
+          download: bool) -> LoadedDataset:
     folder = dataset_dir(name, directory)
     fetch(name, folder, FILES, mirrors, md5s, download, alternatives="(or the same files uncompressed, without .gz)",
           present=_present, explain_directory=directory is None)
-    return _split(folder, FILES[0], FILES[1]), _split(folder, FILES[2], FILES[3])
+    return LoadedDataset((_split(folder, FILES[0], FILES[1]), _split(folder, FILES[2], FILES[3])))
 
 
-def mnist(*, download: bool = True, cache_dir: str | os.PathLike[str] | None = None) -> tuple[Split, Split]:
+def mnist(*, download: bool = True, cache_dir: str | os.PathLike[str] | None = None) -> LoadedDataset:
     """The MNIST handwritten digits: ``((x_train, y_train), (x_test, y_test))``.
 
     ``x`` are uint8 images of shape ``(n, 28, 28)`` (0 = background, 255 = ink), ``y`` uint8
@@ -132,12 +133,13 @@ def mnist(*, download: bool = True, cache_dir: str | os.PathLike[str] | None = N
     uncompressed) in ``cache_dir``, by default ``$TAPEGRAD_DATASETS/mnist/`` or
     ``~/.tapegrad/datasets/mnist/``. Missing files are downloaded when ``download`` and the
     network allows; otherwise :class:`DatasetNotFoundError` lists the files and the
-    directory. A damaged file raises :class:`CorruptDatasetError` naming it.
+    directory. A damaged file raises :class:`CorruptDatasetError` naming it. The result
+    also has ``load_data()``, returning the same pair (Rindow: ``mnist()->loadData()``).
     """
     return _load("mnist", MNIST_MIRRORS, MNIST_MD5, cache_dir, download)
 
 
-def fashion_mnist(*, download: bool = True, cache_dir: str | os.PathLike[str] | None = None) -> tuple[Split, Split]:
+def fashion_mnist(*, download: bool = True, cache_dir: str | os.PathLike[str] | None = None) -> LoadedDataset:
     """Zalando's Fashion-MNIST: ``((x_train, y_train), (x_test, y_test))``, as :func:`mnist`
     (the same four file names and shapes) from ``$TAPEGRAD_DATASETS/fashion_mnist/`` or
     ``~/.tapegrad/datasets/fashion_mnist/``. Classes: 0 T-shirt/top, 1 Trouser, 2 Pullover,

@@ -102,6 +102,7 @@ class Layer:
 
     __signature__ = _ConstructorSignature()
     _expected_input = "a float array"  # said when the input holds strings or other non-numbers
+    _shape_inspection = True  # set_shape_inspection(False) stops checking the shapes of later calls
 
     def __init__(
         self,
@@ -213,7 +214,7 @@ class Layer:
                 self.input_shape = declared  # a rejected input leaves the layer as it was
                 raise
             self.built = True
-        else:
+        elif self._shape_inspection:
             self._check_shape(self.input_shape, shape)
         outputs = self.call(inputs, training=training, **kwargs)
         if self.output_shape is None:
@@ -250,6 +251,17 @@ class Layer:
                 f"{self.name}: expected inputs of shape {_show(expected)} (batch axis excluded), got {_show(got)}"
             )
 
+    def set_shape_inspection(self, enable: bool) -> None:
+        """Whether a built layer checks that each input has the shape it was built for (on
+        by default). Off, the layer and the layers it holds take other shapes, e.g. one
+        token at a time for greedy decoding (Rindow's ``setShapeInspection``)."""
+        for layer in _self_and_sublayers(self):
+            layer._shape_inspection = bool(enable)
+
+    def shape_inspection(self) -> bool:
+        """Whether the input shapes are checked (see :meth:`set_shape_inspection`)."""
+        return self._shape_inspection
+
     # -- configuration ----------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments as JSON-serialisable values."""
@@ -264,6 +276,29 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
+
+
+def _self_and_sublayers(layer: Layer) -> list[Layer]:
+    """``layer`` and the layers held by its attributes (in lists, tuples and dicts too), to any depth."""
+    found: list[Layer] = []
+    seen: set[int] = set()
+
+    def visit(obj: Any) -> None:
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, Layer):
+            found.append(obj)
+            for value in list(vars(obj).values()):
+                if isinstance(value, (Layer, list, tuple, dict)):
+                    visit(value)
+        elif isinstance(obj, (list, tuple, dict)):
+            for value in list(obj.values() if isinstance(obj, dict) else obj):
+                if isinstance(value, (Layer, list, tuple, dict)):
+                    visit(value)
+
+    visit(layer)
+    return found
 
 
 _KIND_NAMES = {"U": "strings", "S": "bytes", "O": "Python objects", "c": "complex numbers", "M": "dates",

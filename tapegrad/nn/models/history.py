@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, ItemsView, Iterable, Iterator, KeysView, Mapping, Sequence, ValuesView
 
 from .callback_base import Callback
 
@@ -18,7 +18,8 @@ class History(Callback):
     """Records the epoch logs of ``fit``: ``history.history`` maps ``"loss"``, the metric
     names, ``"val_loss"`` and ``"val_<metric>"`` to per-epoch lists of floats;
     ``history.epoch`` lists the epoch indices (0-based) and ``history.params`` the fit
-    parameters."""
+    parameters. As in Rindow, where ``fit`` returns that dict, the History reads like it:
+    ``history["accuracy"]``, ``"val_loss" in history``, ``list(history)``, ``history.items()``."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -35,6 +36,37 @@ class History(Callback):
 
     def __repr__(self) -> str:
         return f"<History epochs={len(self.epoch)} keys={list(self.history)}>"
+
+    # -- the dict of curves (Rindow's fit returns it) ---------------------------------------
+    def __getitem__(self, key: str) -> list[float]:
+        try:
+            return self.history[key]
+        except KeyError:
+            raise KeyError(f"History has no {key!r}; it has {sorted(self.history)}") from None
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.history
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.history)
+
+    def __len__(self) -> int:
+        return len(self.history)
+
+    def __bool__(self) -> bool:  # a History is an object first: truthy even before any epoch
+        return True
+
+    def keys(self) -> KeysView[str]:
+        return self.history.keys()
+
+    def values(self) -> ValuesView[list[float]]:
+        return self.history.values()
+
+    def items(self) -> ItemsView[str, list[float]]:
+        return self.history.items()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.history.get(key, default)
 
     def plot(
         self,

@@ -15,7 +15,6 @@ changed.
 
 from __future__ import annotations
 
-import inspect
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
@@ -24,6 +23,7 @@ from ...autodiff import state as _state
 from ...autodiff.variable import Variable
 from ...errors import OpValueError
 from ..layers.base import Layer
+from .calling import _SPECS, bind, call_spec
 from .tracking import _NOT_TRACKED, _TRACKED, _discover, _generation, _Tracking
 from .trainer import NonFiniteLossError, Trainer, _Compiled
 
@@ -31,40 +31,6 @@ if TYPE_CHECKING:
     from .history import History
 
 __all__ = ["Model", "NonFiniteLossError"]
-
-
-# -- calling: pass only the arguments call() declares -------------------------------------
-_CALL_MODES: dict[type, tuple[bool, bool, int]] = {}
-
-
-def _call_mode(cls: type) -> tuple[bool, bool, int]:
-    """How ``model(inputs, training, trues)`` calls ``cls.call``: ``(False, False, n)``
-    passes the first ``n`` of (training, trues) by position (the usual case, and Rindow's
-    rule for other names); ``(by_training, by_trues, -1)`` passes them by keyword."""
-    mode = _CALL_MODES.get(cls)
-    if mode is not None:
-        return mode
-    try:
-        params = list(inspect.signature(cls.call).parameters.values())[2:]  # self, inputs
-    except (TypeError, ValueError):
-        params = []
-    kinds = inspect.Parameter
-    positional = [p.name for p in params if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)]
-    named = {p.name for p in params if p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY)}
-    if any(p.kind == kinds.VAR_KEYWORD for p in params):
-        mode = (True, True, -1)
-    elif positional[:2] == ["training", "trues"]:
-        mode = (False, False, 2)
-    elif positional[:1] == ["training"] and "trues" not in named:
-        mode = (False, False, 1)
-    elif named & {"training", "trues"}:
-        mode = ("training" in named, "trues" in named, -1)
-    elif any(p.kind == kinds.VAR_POSITIONAL for p in params):
-        mode = (False, False, 2)
-    else:  # other names: Rindow passes (training, trues) by position
-        mode = (False, False, min(len(positional), 2))
-    _CALL_MODES[cls] = mode
-    return mode
 
 
 class Model(Trainer, Layer):
@@ -157,10 +123,11 @@ class Model(Trainer, Layer):
     def call(self, inputs: Any, training: bool | None = None, trues: Any = None) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement call(inputs, training=None, trues=None)")
 
-    def __call__(self, inputs: Any, training: bool | None = None, trues: Any = None, **kwargs: Any) -> Any:
-        """``model(x, training, trues)``: runs ``call`` with the arguments it declares."""
-        cls = self.__class__
-        mode = _CALL_MODES.get(cls) or _call_mode(cls)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """``model(x, training, trues)``, ``model(a, b, training=False)``, ...: runs ``call``
+        with the arguments it declares (see :mod:`.calling`)."""
+        spec = _SPECS.get(self.__class__) or call_spec(self.__class__)
+        call_args, call_kwargs, inputs, trues = bind(spec, args, kwargs, self.name)
         first = not self.built
         if first:
             self._input_spec = _spec(inputs)
@@ -168,20 +135,7 @@ class Model(Trainer, Layer):
                 self._trues_spec = _spec(trues)
             if self.input_shape is None:
                 self.input_shape = _spec_shapes(self._input_spec)
-        by_training, by_trues, positional = mode
-        if positional == 2:
-            outputs = self.call(inputs, training, trues, **kwargs)
-        elif positional == 1:
-            outputs = self.call(inputs, training, **kwargs)
-        elif positional == 0:
-            outputs = self.call(inputs, **kwargs)
-        elif by_training:
-            if by_trues:
-                outputs = self.call(inputs, training=training, trues=trues, **kwargs)
-            else:
-                outputs = self.call(inputs, training=training, **kwargs)
-        else:
-            outputs = self.call(inputs, trues=trues, **kwargs)
+        outputs = self.call(*call_args, **call_kwargs)
         if first:
             self.built = True
             if self.output_shape is None:
@@ -190,38 +144,53 @@ class Model(Trainer, Layer):
 
     forward = __call__
 
-    def build(self, input_shape: Any = None) -> None:
-        """Create the weights by calling the model once on zeros of ``input_shape``
-        (without the batch axis; default: the recorded input shape)."""
-        if input_shape is not None:
-            spec = _spec_from_shape(input_shape, self.dtype)
+    def _run(self, inputs: Any, training: Any, trues: Any = None) -> Any:
+        """The call of ``fit``/``evaluate``/``predict``: ``inputs`` is the batch's input,
+        a list of arrays for several."""
+        return self(inputs, training=training, trues=trues)
+
+    def build(self, *input_shapes: Any, trues: Any = None) -> None:
+        """Create the weights by calling the model once on zeros. An input shape is given
+        without the batch axis (default: the recorded input shape); a ``TensorSpec``
+        (``g.ArraySpec``) gives a whole shape, batch axis included, and a dtype. Several
+        (Rindow: ``build(spec_a, spec_b)``), or one list of shapes, are a model's several
+        inputs; ``trues`` is the targets' shape or spec, for a ``call`` that takes them."""
+        if len(input_shapes) > 1:
+            spec: Any = [_spec_of(s, self.dtype) for s in input_shapes]
+        elif input_shapes and input_shapes[0] is not None:
+            spec = _spec_of(input_shapes[0], self.dtype)
         elif self._input_spec is not None:
             spec = self._input_spec
         elif self.input_shape is not None:
             spec = _spec_from_shape(self.input_shape, self.dtype)
         else:
             raise OpValueError(f"{self.name}: build() needs an input_shape (the model was never called)")
-        self._build_from_spec(spec)
+        self._build_from_spec(spec, None if trues is None else _spec_of(trues, self.dtype))
 
     def _build_from_spec(self, spec: Any, trues_spec: Any = None) -> None:
         with _state.scope(()):  # not recorded by the user's tapes
             trues = _zeros(trues_spec) if trues_spec is not None else None
-            self(_zeros(spec), False, trues)
+            self._run(_zeros(spec), False, trues)
         self._input_spec = spec
         self._trues_spec = trues_spec
 
     # -- compile ---------------------------------------------------------------------------
     def compile(
         self,
-        optimizer: Any = "rmsprop",
-        loss: Any = None,
-        metrics: Sequence[Any] | None = None,
+        optimizer: Any = "sgd",
+        loss: Any = "sparse_categorical_crossentropy",
+        metrics: Sequence[Any] | dict[str, Any] | None = None,
         jit: bool = True,
     ) -> None:
-        """Configure training: an optimizer (instance or name, default ``"rmsprop"`` as in
-        Keras), a loss (a Loss, a name such as ``"sparse_categorical_crossentropy"``, or a
-        callable ``fn(trues, predicts)``) and metrics (names such as ``"accuracy"``, which
-        picks the variant that fits the loss, Metric objects or callables).
+        """Configure training. The defaults are Rindow's: ``compile()`` is
+        ``compile("sgd", "sparse_categorical_crossentropy", ["loss", "accuracy"])``.
+
+        ``optimizer``: an instance or a name; ``loss``: a Loss, a name such as
+        ``"binary_crossentropy"``, a callable ``fn(trues, predicts)``, or None (no loss:
+        predict only); ``metrics``: names (``"accuracy"`` picks the variant that fits the
+        loss; ``"loss"`` is the loss, always reported), Metric objects or callables, or a
+        dict of names to any of these (Rindow: ``["loss" => "loss", "accuracy" => fn]``).
+        Without ``metrics``: ``["loss", "accuracy"]``.
 
         With ``jit=True`` (the default) fit, evaluate and predict run compiled steps
         (``g.Function``): the forward pass, the gradients and the optimizer update of a
@@ -231,25 +200,41 @@ class Model(Trainer, Layer):
         from .. import metrics as metrics_mod
         from .. import optimizers as optimizers_mod
 
+        if optimizer is None:
+            optimizer = "sgd"
         self.optimizer = optimizers_mod.get(optimizer)
         self.loss = loss
         self._loss_fn = None if loss is None else losses_mod.get(loss)
         if metrics is None:
-            metrics = []
+            metrics = ["loss", "accuracy"]
+        if isinstance(metrics, dict) and "class_name" not in metrics:
+            named: list[tuple[str | None, Any]] = [(str(k), v) for k, v in metrics.items()]
         elif isinstance(metrics, (str, dict)) or callable(metrics):
-            metrics = [metrics]
+            named = [(None, metrics)]
+        else:
+            named = [(None, m) for m in metrics]
         self._metrics = []
         self._metric_names = []
-        for ident in metrics:
-            metric = metrics_mod.get(ident, loss=self._loss_fn)
-            name = ident if isinstance(ident, str) else str(getattr(metric, "name", None) or type(metric).__name__)
+        idents = []
+        for key, ident in named:
+            if isinstance(ident, str) and ident.lower() == "loss":
+                continue  # the loss is always reported
+            if key is not None and callable(ident) and not isinstance(ident, (type, metrics_mod.Metric)):
+                metric = metrics_mod.MeanMetricWrapper(ident, key)
+            else:
+                metric = metrics_mod.get(ident, loss=self._loss_fn)
+            if key is not None:
+                name = key
+            else:
+                name = ident if isinstance(ident, str) else str(getattr(metric, "name", None) or type(metric).__name__)
             base, k = name, 1
             while name in self._metric_names or name == "loss":
                 name = f"{base}_{k}"
                 k += 1
             self._metrics.append(metric)
             self._metric_names.append(name)
-        self._compile_config = {"optimizer": optimizer, "loss": loss, "metrics": list(metrics)}
+            idents.append(ident)
+        self._compile_config = {"optimizer": optimizer, "loss": loss, "metrics": idents}
         self.stop_training = False
         self.jit = bool(jit)
         if self.jit:
@@ -316,9 +301,10 @@ class Model(Trainer, Layer):
         out("_" * total_width)
 
     # -- saving --------------------------------------------------------------------------------
-    def save(self, path: Any) -> None:
+    def save(self, path: Any, portable: bool | None = None) -> None:
         """Write the model to one file: its config, weights, compile config and optimizer
-        state (atomically; no pickle). Load it with :func:`tapegrad.load_model`."""
+        state (atomically; no pickle). Load it with :func:`tapegrad.load_model`.
+        ``portable`` (Rindow) is accepted and ignored: the files are always portable."""
         from .saving import save_model
 
         save_model(self, path)
@@ -335,6 +321,14 @@ class Model(Trainer, Layer):
         from .saving import load_weights
 
         load_weights(self, path)
+
+    def save_weights_to_file(self, path: Any, portable: bool | None = None) -> None:
+        """Rindow's name of :meth:`save_weights` (``portable`` is ignored: files are portable)."""
+        self.save_weights(path)
+
+    def load_weights_from_file(self, path: Any, portable: bool | None = None) -> None:
+        """Rindow's name of :meth:`load_weights`."""
+        self.load_weights(path)
 
     def get_config(self) -> dict[str, Any]:
         return super().get_config()
@@ -364,6 +358,15 @@ def _spec_shapes(spec: Any) -> Any:
     if isinstance(spec, list):
         return [tuple(s["shape"]) for s in spec]
     return tuple(spec["shape"])
+
+
+def _spec_of(shape: Any, dtype: np.dtype) -> Any:
+    """A spec from a TensorSpec (its shape includes the batch axis) or a shape without it."""
+    if hasattr(shape, "shape") and hasattr(shape, "dtype") and not isinstance(shape, np.ndarray):
+        if len(shape.shape) < 1:
+            raise OpValueError(f"build: a TensorSpec needs a batch axis, got shape {shape.shape}")
+        return {"shape": [None if n is None else int(n) for n in shape.shape[1:]], "dtype": np.dtype(shape.dtype).name}
+    return _spec_from_shape(shape, dtype)
 
 
 def _spec_from_shape(shape: Any, dtype: np.dtype) -> Any:

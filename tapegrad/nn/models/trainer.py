@@ -31,7 +31,7 @@ import numpy as np
 
 from ...autodiff.tape import GradientTape
 from ...autodiff.variable import Variable
-from ...errors import OpValueError
+from ...errors import OpTypeError, OpValueError
 from . import data_adapter
 from .data_adapter import batch_len, length, to_numpy
 
@@ -70,6 +70,7 @@ class Trainer:
     _predict_fn: Callable[[Any], Any]
     history: History | None
     stop_training: bool
+    _run: Callable[..., Any]  # model(inputs, training=..., trues=...), a list spread over call's inputs
 
     def _require_compiled(self, what: str, need_loss: bool = True) -> None:
         if self.optimizer is None and what == "fit":
@@ -87,12 +88,13 @@ class Trainer:
             loss = ops.reduce_mean(loss)
         return loss
 
-    def train_step(self, x: Any, y: Any) -> tuple[float, Any]:
+    def train_step(self, x: Any, y: Any, call_trues: Any = None) -> tuple[float, Any]:
         """One optimisation step on a batch: the forward pass under a GradientTape, the
         gradients of the loss, the optimizer update. Returns ``(loss, predictions)``.
-        If the loss is not finite, no update is applied."""
+        If the loss is not finite, no update is applied. ``call_trues``: the targets that
+        ``call`` sees when they differ from the loss's ``y`` (``true_values_filter``)."""
         with GradientTape() as tape:
-            predictions = self(x, True, y)
+            predictions = self._run(x, True, y if call_trues is None else call_trues)
             loss = self.compute_loss(y, predictions)
         value = float(loss._value)
         if value - value == 0.0:  # finite (NaN and inf give nan)
@@ -105,11 +107,11 @@ class Trainer:
 
     # The compiled steps (jit=True): the same computations as graphs. The optimizer update
     # is an effect of the training graph, skipped when the loss is not finite.
-    def _graph_train_step(self, x: Any, y: Any) -> tuple[Variable, Any]:
+    def _graph_train_step(self, x: Any, y: Any, call_trues: Any = None) -> tuple[Variable, Any]:
         from ...compiler.tracing import run_effect
 
         with GradientTape() as tape:
-            predictions = self(x, True, y)
+            predictions = self._run(x, True, y if call_trues is None else call_trues)
             loss = self.compute_loss(y, predictions)
         t = self.__dict__["_tracking"]
         if t is None or not t.valid():
@@ -125,21 +127,21 @@ class Trainer:
         run_effect("update", update, [loss, *(g for _, g in pairs)], f"{type(self.optimizer).__name__}.update")
         return loss, predictions
 
-    def _graph_test_step(self, x: Any, y: Any) -> tuple[Variable, Any]:
-        predictions = self(x, False, y)
+    def _graph_test_step(self, x: Any, y: Any, call_trues: Any = None) -> tuple[Variable, Any]:
+        predictions = self._run(x, False, y if call_trues is None else call_trues)
         return self.compute_loss(y, predictions), predictions
 
     def _graph_predict_step(self, x: Any) -> Any:
-        return self(x, False)
+        return self._run(x, False)
 
-    def test_step(self, x: Any, y: Any) -> tuple[float, Any]:
+    def test_step(self, x: Any, y: Any, call_trues: Any = None) -> tuple[float, Any]:
         """The loss and predictions of a batch in inference mode."""
-        predictions = self(x, False, y)
+        predictions = self._run(x, False, y if call_trues is None else call_trues)
         return float(self.compute_loss(y, predictions)._value), predictions
 
     def predict_step(self, x: Any) -> Any:
         """The predictions of a batch in inference mode, as NumPy arrays."""
-        return to_numpy(self(x, False))
+        return to_numpy(self._run(x, False))
 
     # -- fit -------------------------------------------------------------------------------
     def fit(
@@ -155,6 +157,7 @@ class Trainer:
         *,
         validation_split: float = 0.0,
         initial_epoch: int = 0,
+        true_values_filter: Callable[[Any], Any] | None = None,
     ) -> History:
         """Train for ``epochs`` epochs (from ``initial_epoch``) and return the History.
 
@@ -168,6 +171,10 @@ class Trainer:
         ``verbose``: 0 silent, 1 a progress bar per epoch, 2 one line per epoch.
         Stops early when a callback sets ``model.stop_training``. A NaN or infinite loss
         stops training at that batch (see the module docstring).
+        ``true_values_filter`` (Rindow's ``trueValuesFilter``): a function of a batch's
+        targets whose result the loss and the metrics see instead (``call`` still gets the
+        targets as they are); by default the model's own ``true_values_filter(trues)``
+        method, if it defines one.
         """
         from . import progress
         from .callbacks import CallbackList, TerminateOnNaN
@@ -179,12 +186,13 @@ class Trainer:
             raise OpValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
         if validation_split and validation_data is None:
             x, y, validation_data = data_adapter.split_validation(x, y, validation_split, self.dtype)
+        trues_filter = self._trues_filter(true_values_filter, "fit")
         train, trues = data_adapter.make_dataset(x, y, self.dtype, batch_size, shuffle, "fit")
-        self._check_trues(trues, "fit", "y")
+        self._check_trues(self._filtered(trues, trues_filter), "fit", "y")
         val = None
         if validation_data is not None:
             val, val_trues = data_adapter.validation_dataset(validation_data, self.dtype, batch_size)
-            self._check_trues(val_trues, "fit", "the y of validation_data")
+            self._check_trues(self._filtered(val_trues, trues_filter), "fit", "the y of validation_data")
         steps = length(train)
         history = History()
         cbs = CallbackList([*(callbacks or []), history], self, {
@@ -213,7 +221,11 @@ class Trainer:
             for xb, yb in train:
                 if batch_hooks:
                     cbs.on_train_batch_begin(done)
-                loss, predictions = train_fn(xb, yb)
+                if trues_filter is not None:
+                    yb, call_trues = self._filtered(yb, trues_filter), yb
+                    loss, predictions = train_fn(xb, yb, call_trues)
+                else:
+                    loss, predictions = train_fn(xb, yb)
                 if not loss - loss == 0.0:  # NaN or inf: the step applied no update
                     running = {"loss": loss, **{k: float(m.result()) for k, m in zip(names, metrics)}}
                     self._non_finite(loss, epoch, epochs, done, steps, bar, running, terminators, history)
@@ -240,7 +252,7 @@ class Trainer:
                                    f"nothing to train on")
             logs = self._running(total, count)
             if val is not None:
-                val_logs = self._test_loop(val, cbs, 0, "fit: the validation dataset")
+                val_logs = self._test_loop(val, cbs, 0, "fit: the validation dataset", trues_filter)
                 logs.update({f"val_{k}": v for k, v in val_logs.items()})
             if verbose == 1:
                 bar.finish(done, logs)
@@ -278,7 +290,8 @@ class Trainer:
         )
 
     # -- evaluate ----------------------------------------------------------------------------
-    def _test_loop(self, data: Any, cbs: CallbackList, verbose: int, source: str) -> dict[str, float]:
+    def _test_loop(self, data: Any, cbs: CallbackList, verbose: int, source: str,
+                   trues_filter: Callable[[Any], Any] | None = None) -> dict[str, float]:
         from . import progress
 
         metrics, names = self._metrics, self._metric_names
@@ -295,7 +308,11 @@ class Trainer:
         for xb, yb in data:
             if hooks:
                 cbs.on_test_batch_begin(done)
-            loss, predictions = test_fn(xb, yb)
+            if trues_filter is not None:
+                yb, call_trues = self._filtered(yb, trues_filter), yb
+                loss, predictions = test_fn(xb, yb, call_trues)
+            else:
+                loss, predictions = test_fn(xb, yb)
             n = batch_len(xb)
             total += loss * n
             count += n
@@ -325,19 +342,23 @@ class Trainer:
         verbose: int | str = 1,
         return_dict: bool = False,
         callbacks: Iterable[Callback] | None = None,
+        true_values_filter: Callable[[Any], Any] | None = None,
     ) -> float | list[float] | dict[str, float]:
         """The loss (and metrics) on ``x``, ``y`` in inference mode, in batches. Returns
         the loss alone when there are no metrics, else ``[loss, *metrics]``; with
-        ``return_dict`` a dict ``{"loss": ..., "accuracy": ...}``."""
+        ``return_dict`` a dict ``{"loss": ..., "accuracy": ...}``. ``true_values_filter``
+        as in :meth:`fit`."""
         from . import progress
         from .callbacks import CallbackList
 
         self._require_compiled("evaluate")
         verbose, batch_size = _verbosity(verbose, "evaluate"), _batch_size(batch_size)
+        trues_filter = self._trues_filter(true_values_filter, "evaluate")
         data, trues = data_adapter.make_dataset(x, y, self.dtype, batch_size, False, "evaluate")
-        self._check_trues(trues, "evaluate", "y")
+        self._check_trues(self._filtered(trues, trues_filter), "evaluate", "y")
         cbs = CallbackList(callbacks, self, {"steps": length(data), "verbose": verbose})
-        logs = self._test_loop(data, cbs, 2 if verbose == 2 else verbose, "evaluate: the dataset given as x")
+        logs = self._test_loop(data, cbs, 2 if verbose == 2 else verbose, "evaluate: the dataset given as x",
+                               trues_filter)
         if verbose == 2:
             print(progress.format_logs(logs).removeprefix(" - "), flush=True)
         if return_dict:
@@ -412,6 +433,20 @@ class Trainer:
         y = data_adapter.as_arrays(y, self.dtype, owner, "y")
         self._check_trues(y, owner, "y")
         return x, y
+
+    def _trues_filter(self, given: Any, owner: str) -> Callable[[Any], Any] | None:
+        """The ``true_values_filter`` of ``fit``/``evaluate``, else the model's method of that name."""
+        if given is None:
+            given = getattr(self, "true_values_filter", None)
+        if given is not None and not callable(given):
+            raise OpTypeError(f"{owner}: true_values_filter must be a function of the targets, got "
+                               f"{type(given).__name__}")
+        return given
+
+    def _filtered(self, trues: Any, trues_filter: Callable[[Any], Any] | None) -> Any:
+        if trues_filter is None or trues is None:
+            return trues
+        return data_adapter.cast_to(trues_filter(trues), self.dtype)
 
     def _check_trues(self, trues: Any, owner: str, arg: str) -> None:
         """Targets that the loss cannot take (binary labels outside [0, 1], class indices out

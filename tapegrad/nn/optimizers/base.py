@@ -291,7 +291,7 @@ class Optimizer:
         lr = self._lr
         if lr.__class__ is float:
             return lr
-        value = lr(step) if self._lr_takes_step else lr()
+        value = lr(schedules.schedule_step(lr, step)) if self._lr_takes_step else lr()
         try:
             return float(value)
         except (TypeError, ValueError):

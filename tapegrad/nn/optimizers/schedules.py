@@ -1,10 +1,12 @@
 """Learning-rate schedules: callables of the step (Keras 3 semantics).
 
-The step passed to a schedule is the number of updates the optimizer has done so
-far (``optimizer.iterations`` before the update): the first update uses
-``schedule(0)``. Any callable of the step works as a learning rate; the classes
-here add ``get_config``/``from_config`` so that an optimizer using them can be
-saved (see :func:`serialize` and :func:`deserialize`).
+The schedules defined here are called with the number of updates the optimizer has
+done so far (``optimizer.iterations`` before the update): the first update uses
+``schedule(0)``, as in Keras. Any callable of the step works as a learning rate; a
+user-defined one (a function, or a ``LearningRateSchedule`` subclass written by the
+user) is called with the 1-based step number, as in Rindow, whose samples divide by
+it (:func:`schedule_step`). The classes here add ``get_config``/``from_config`` so
+that an optimizer using them can be saved (see :func:`serialize` and :func:`deserialize`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ class LearningRateSchedule:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
+
+
+def schedule_step(schedule: Any, step: int) -> int:
+    """The step ``schedule`` is called with for the update after ``step`` updates: ``step``
+    for the schedules of this module (Keras), ``step + 1`` for user-defined ones (Rindow)."""
+    return step if type(schedule).__module__ == __name__ else step + 1
 
 
 def _positive(owner: str, arg: str, value: Any) -> float:
