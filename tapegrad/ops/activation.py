@@ -46,7 +46,10 @@ sigmoid_p = Primitive("sigmoid", _sigmoid_impl)
 sigmoid_p.defvjp(lambda g, out, x: g * (out * (1 - out)))
 
 relu_p = Primitive("relu", lambda x: np.maximum(x, 0))
-relu_p.defvjp(lambda g, out, x: where_p(greater_p(x, 0), g, 0))  # relu'(0) = 0
+# relu'(0) = 0. The mask is read from the output (out > 0 exactly where x > 0): then nothing
+# after the forward pass needs the pre-activation, and a compiled graph computes matmul, bias
+# and relu in one buffer.
+relu_p.defvjp(lambda g, out, x: where_p(greater_p(out, 0), g, 0))
 
 
 def _softplus_impl(x: Any) -> Any:
