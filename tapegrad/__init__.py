@@ -40,6 +40,7 @@ _LAZY = {
     "jacfwd": ("tapegrad.autodiff.functional", "jacfwd"),
     "jacrev": ("tapegrad.autodiff.functional", "jacrev"),
     "vmap": ("tapegrad.compiler.vmap", "vmap"),
+    "linalg": ("tapegrad.linalg", None),
     "gradcheck": ("tapegrad.autodiff.gradcheck", "gradcheck"),
     "custom_gradient": ("tapegrad.autodiff.custom", "custom_gradient"),
     "to_string": ("tapegrad.format", "to_string"),

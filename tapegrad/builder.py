@@ -160,7 +160,7 @@ class Gradient:
         import tapegrad
 
         if name in ("grad", "value_and_grad", "jacobian", "hessian", "gradcheck", "custom_gradient", "Function",
-                    "TensorSpec"):
+                    "TensorSpec", "linalg"):
             return getattr(tapegrad, name)
         raise AttributeError(f"the gradient builder has no op {name!r}")
 
