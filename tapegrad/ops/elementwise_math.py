@@ -102,7 +102,7 @@ def _logaddexp_rule(g: Any, out: Any, x: Any, y: Any) -> Any:
     # d/dx log(e^x + e^y) = e^(x - out), at most 1. Where both are -inf, out is -inf and
     # x - out is NaN: the weight is taken as 1/2 there (the limit along x == y).
     both_infinite = equal_p(out, -np.inf)
-    safe = where_p(both_infinite, 0.0, x - out)
+    safe = where_p(both_infinite, 0.0, x) - where_p(both_infinite, 0.0, out)
     return g * where_p(both_infinite, 0.5, exp_p(safe))
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable
-from ._arguments import number
+from ..errors import OpTypeError
 from ._axis import axis_index, axis_tuple
 from ._compose import along, array_operand, dtype_of, result, shape_of
 from .constant import cast
@@ -129,7 +129,9 @@ def _variance(op: str, x: ArrayLike, axis: Any, ddof: Any, keepdims: bool) -> An
     x = array_operand(x, op)
     shape = shape_of(x)
     axes = axis_tuple(axis, len(shape), op, shape=shape)
-    ddof = number(ddof, op, "ddof")
+    if isinstance(ddof, (bool, np.bool_)) or not isinstance(ddof, (int, float, np.integer, np.floating)):
+        raise OpTypeError(f"{op}: argument ddof must be a number, got {type(ddof).__name__} {ddof!r}")
+    ddof = float(ddof)
     mean = reduce_mean_p(x, axis=axes, keepdims=True)
     deviation = x - mean
     variance = reduce_mean_p(deviation * deviation, axis=axes, keepdims=bool(keepdims))
