@@ -62,7 +62,7 @@ def _trace_of_product(a: Any, b: Any) -> Any:
 
 
 # -- inv ----------------------------------------------------------------------------------------
-inv_p = Primitive("inv", np.linalg.inv, ("a",))
+inv_p = Primitive("inv", lambda x: np.linalg.inv(x), ("a",))
 inv_p.defvjp(lambda g, out, x: -matmul_p(matmul_p(out, g, transpose_a=True), out, transpose_b=True))
 inv_p.defjvp(lambda t, out, x: -matmul_p(matmul_p(out, t), out))
 
@@ -79,7 +79,7 @@ def _solve_check(vals: list, params: dict) -> str | None:
     return None
 
 
-solve_p = Primitive("solve", np.linalg.solve, ("a", "b"), broadcasting=True, check=_solve_check)
+solve_p = Primitive("solve", lambda a, b: np.linalg.solve(a, b), ("a", "b"), broadcasting=True, check=_solve_check)
 
 
 def _solve_a_rule(g: Any, out: Any, a: Any, b: Any) -> Any:
@@ -91,7 +91,7 @@ solve_p.defjvp(lambda t, out, a, b: -solve_p(a, matmul_p(t, out)), lambda t, out
 
 
 # -- det and slogdet ------------------------------------------------------------------------------
-det_p = Primitive("det", np.linalg.det, ("a",))
+det_p = Primitive("det", lambda x: np.linalg.det(x), ("a",))
 det_p.defvjp(lambda g, out, x: _expand_matrix(g * out, len(shape_of(x))) * mT(inv_p(x)))
 det_p.defjvp(lambda t, out, x: out * _trace_of_product(mT(inv_p(x)), t))
 
