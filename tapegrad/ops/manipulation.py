@@ -94,6 +94,11 @@ def _sort_kind(kind: Any, stable: Any, op: str) -> Any:
     return kind
 
 
+def _no_order(order: Any, op: str) -> None:
+    if order is not None:
+        raise OpValueError(f"{op}: order={order!r} sorts structured arrays by field, which Variables are not")
+
+
 def _flat_axis(x: Any, axis: Any, op: str) -> tuple[Any, int]:
     if axis is None:
         return reshape_p(x, shape=(-1,)), 0
@@ -101,15 +106,19 @@ def _flat_axis(x: Any, axis: Any, op: str) -> tuple[Any, int]:
     return x, axis_index(axis, len(shape), op, shape=shape)
 
 
-def argsort(x: ArrayLike, axis: int | None = -1, kind: str | None = None, *, stable: bool | None = None) -> Variable:
+def argsort(x: ArrayLike, axis: int | None = -1, kind: str | None = None, order: None = None, *,
+            stable: bool | None = None) -> Variable:
     """The indices that sort x along ``axis`` (None: the flattened array). Not differentiable."""
+    _no_order(order, "argsort")
     x, axis = _flat_axis(array_operand(x, "argsort"), axis, "argsort")
     return result(argsort_p(x, axis=axis, kind=_sort_kind(kind, stable, "argsort")))
 
 
-def sort(x: ArrayLike, axis: int | None = -1, kind: str | None = None, *, stable: bool | None = None) -> Variable:
+def sort(x: ArrayLike, axis: int | None = -1, kind: str | None = None, order: None = None, *,
+         stable: bool | None = None) -> Variable:
     """x sorted along ``axis`` (None: the flattened array); the gradient of each sorted element
     goes back to the element it came from."""
+    _no_order(order, "sort")
     x, axis = _flat_axis(array_operand(x, "sort"), axis, "sort")
     order = argsort_p(x, axis=axis, kind=_sort_kind(kind, stable, "sort"))
     return result(take_along_axis_p(x, order, axis=axis))
