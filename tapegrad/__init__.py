@@ -41,6 +41,7 @@ _LAZY = {
     "jacrev": ("tapegrad.autodiff.functional", "jacrev"),
     "vmap": ("tapegrad.compiler.vmap", "vmap"),
     "draw": ("tapegrad.drawing", "draw"),
+    "linalg": ("tapegrad.linalg", None),
     "gradcheck": ("tapegrad.autodiff.gradcheck", "gradcheck"),
     "custom_gradient": ("tapegrad.autodiff.custom", "custom_gradient"),
     "to_string": ("tapegrad.format", "to_string"),

@@ -207,7 +207,7 @@ class Gradient:
         import tapegrad
 
         if name in ("grad", "value_and_grad", "jacobian", "hessian", "gradcheck", "custom_gradient", "Function",
-                    "TensorSpec", "draw"):
+                    "TensorSpec", "draw", "linalg"):
             return getattr(tapegrad, name)
         if name == "ArraySpec":  # Rindow's name of TensorSpec
             return tapegrad.TensorSpec

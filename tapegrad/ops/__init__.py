@@ -45,11 +45,50 @@ from .elementwise import (
     tanh,
     where,
 )
+from .elementwise_math import (
+    arccos,
+    arccosh,
+    arcsin,
+    arcsinh,
+    arctan,
+    arctan2,
+    arctanh,
+    ceil,
+    cosh,
+    exp2,
+    floor,
+    log2,
+    log10,
+    logaddexp,
+    mod,
+    round,
+    sinh,
+)
 from .indexing import gather, getitem
 from .linalg import matmul
+from .manipulation import (
+    argsort,
+    diag,
+    diagonal,
+    diff,
+    flip,
+    moveaxis,
+    pad,
+    roll,
+    sort,
+    swapaxes,
+    take_along_axis,
+    tile,
+    trace,
+    tril,
+    triu,
+)
 from .nn_ops import dropout, elu, erf, erfc, gelu, leaky_relu, silu
+from .norms import norm
 from .pooling import avg_pool, max_pool
+from .products import cross, dot, einsum, inner, kron, outer, tensordot
 from .reduction import argmax, argmin, logsumexp, prod, reduce_max, reduce_mean, reduce_min, reduce_sum
+from .scans import cumprod, cumsum, std, var
 from .shape import broadcast_to, concat, expand_dims, reshape, split, squeeze, stack, transpose
 from .tiling import repeat
 
@@ -66,4 +105,11 @@ __all__ = [
     "dropout", "elu", "erf", "erfc", "gelu", "leaky_relu", "silu",
     # convolution and pooling (conv.py, pooling.py)
     "avg_pool", "conv", "conv_transpose", "max_pool",
+    # NumPy's differentiable core: elementwise_math.py, scans.py, products.py, manipulation.py, norms.py
+    "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh", "ceil", "cosh", "exp2", "floor",
+    "log2", "log10", "logaddexp", "mod", "round", "sinh",
+    "cumprod", "cumsum", "std", "var",
+    "cross", "dot", "einsum", "inner", "kron", "outer", "tensordot",
+    "argsort", "diag", "diagonal", "diff", "flip", "moveaxis", "norm", "pad", "roll", "sort", "swapaxes",
+    "take_along_axis", "tile", "trace", "tril", "triu",
 ]

@@ -28,7 +28,24 @@ from ..autodiff.broadcast import (
 from ..autodiff.custom import custom_p
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable
-from . import activation, constant, elementwise, indexing, linalg, loss_ops, nn_ops, pooling, tiling, windows
+from . import (
+    activation,
+    constant,
+    elementwise,
+    elementwise_math,
+    indexing,
+    linalg,
+    linalg_decompositions,
+    linalg_inverse,
+    loss_ops,
+    manipulation,
+    nn_ops,
+    pooling,
+    products,
+    scans,
+    tiling,
+    windows,
+)
 from . import reduction as reduction_ops
 from .conv import patch_matrix_p, patch_matrix_transpose_p  # (the package's `conv` is the op)
 from .indexing import ARRAY
@@ -384,6 +401,18 @@ def _pad_rule(args: list, dims: list, pads: tuple, start: int) -> tuple[Any, Any
     return windows.pad_p(to_front(args[0], dims[0]), pads=pads, start=start + 1), 0
 
 
+def _along_axis_rule(prim: Primitive) -> Rule:
+    """take_along_axis and its transpose: the other axes broadcast, so an unbatched argument
+    gets a unit batch axis; ``shape`` (the transpose's) gets the batch size."""
+    def rule(args: list, dims: list, axis: int, **params: Any) -> tuple[Any, Any]:
+        size = batch_size(args, dims)
+        moved = [expand_dims_p(a, axes=(0,)) if d is None else to_front(a, d) for a, d in zip(args, dims)]
+        if "shape" in params:
+            params["shape"] = (size,) + tuple(params["shape"])
+        return prim(*moved, axis=axis + 1, **params), 0
+    return rule
+
+
 def _custom_rule(args: list, dims: list, **params: Any) -> tuple[Any, Any]:
     return args[0], dims[0]  # the forward value passes through
 
@@ -445,6 +474,22 @@ def _install() -> None:
     patch_matrix_p.batch_rule = _grouped_patch_matrix_rule
     patch_matrix_transpose_p.batch_rule = _grouped_patch_matrix_transpose_rule
     windows.pad_p.batch_rule = _pad_rule
+    _install_numpy_core()
+
+
+def _install_numpy_core() -> None:
+    em, sc, m = elementwise_math, scans, manipulation
+    for prim in em.UNARY:
+        prim.batch_rule = unary(prim)
+    for prim in em.BINARY + (linalg_inverse.solve_p,):  # (solve broadcasts its stack axes)
+        prim.batch_rule = broadcasting(prim)
+    for prim in (sc.cumsum_p, sc.cumprod_p, m.argsort_p):
+        prim.batch_rule = along(prim)
+    for prim in (m.take_along_axis_p, m.put_along_axis_add_p):
+        prim.batch_rule = _along_axis_rule(prim)
+    for prim in linalg_inverse.PRIMITIVES + linalg_decompositions.PRIMITIVES:  # numpy.linalg maps leading axes
+        prim.batch_rule = leading(prim)
+    products.einsum_p.batch_rule = products.einsum_batch_rule
 
 
 _install()

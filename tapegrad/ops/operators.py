@@ -1,7 +1,7 @@
 """Python operators of Variable, installed on the class (its ndarray-like methods are in
 :mod:`.variable_methods`).
 
-Arithmetic operators are differentiable ops; ``< <= > >=`` return bool Variables.
+Arithmetic operators (``+ - * / ** % @``) are differentiable ops; ``< <= > >=`` return bool Variables.
 ``==`` and ``hash`` stay identity-based (use ``equal``). Reflected operators make
 ``ndarray - Variable`` and ``2.0 * Variable`` differentiable too. ``bool(v)`` of a
 non-scalar and ``v[i] = x`` are refused with messages that say what to use instead.
@@ -27,6 +27,7 @@ from .elementwise import (
     pow_p,
     sub_p,
 )
+from .elementwise_math import mod_p
 from .linalg import matmul
 from .shape import getitem
 
@@ -35,7 +36,8 @@ def _install() -> None:
     cls = Variable
     # The operators are the primitives' specialised appliers themselves (plain
     # functions, so they bind as methods): no extra call per operator.
-    for name, prim in (("add", add_p), ("sub", sub_p), ("mul", mul_p), ("truediv", div_p), ("pow", pow_p)):
+    for name, prim in (("add", add_p), ("sub", sub_p), ("mul", mul_p), ("truediv", div_p), ("pow", pow_p),
+                      ("mod", mod_p)):
         setattr(cls, f"__{name}__", prim.apply2)
         setattr(cls, f"__r{name}__", _make_apply2(prim, reflected=True))
     cls.__matmul__ = lambda self, other: matmul(self, other)
