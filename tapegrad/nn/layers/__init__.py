@@ -9,12 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import OpTypeError, OpValueError
+from .attention import Attention, MultiHeadAttention
 from .base import Layer, reset_names, unique_name
+from .bidirectional import Bidirectional
 from .core import Activation, Dense, Input
 from .embedding import Embedding
 from .gather import Gather
+from .masking import InheritMask
 from .merging import Add, Concatenate
 from .normalization import BatchNormalization, LayerNormalization
+from .recurrent import GRU, LSTM, SimpleRNN
 from .regularization import Dropout
 from .reshaping import ExpandDims, Flatten, RepeatVector, Reshape
 
@@ -23,6 +27,9 @@ _CLASSES: dict[str, type[Layer]] = {
     for cls in (Input, Dense, Activation, Flatten, Reshape, ExpandDims, RepeatVector, Concatenate, Add, Gather,
                 Embedding, Dropout, BatchNormalization, LayerNormalization)
 }
+# sequences: recurrent and attention layers, masks
+_CLASSES.update({cls.__name__: cls for cls in (SimpleRNN, LSTM, GRU, Bidirectional, Attention, MultiHeadAttention,
+                                               InheritMask)})
 
 
 def get_class(name: str, custom_objects: dict[str, Any] | None = None) -> type[Layer]:
@@ -54,4 +61,6 @@ __all__ = [
     "Activation", "Add", "BatchNormalization", "Concatenate", "Dense", "Dropout", "Embedding", "ExpandDims",
     "Flatten", "Gather", "Input", "Layer", "LayerNormalization", "RepeatVector", "Reshape", "deserialize",
     "get_class", "reset_names", "serialize", "unique_name",
+    # sequences
+    "Attention", "Bidirectional", "GRU", "InheritMask", "LSTM", "MultiHeadAttention", "SimpleRNN",
 ]

@@ -28,6 +28,7 @@ import numpy as np
 from ... import _dtypes
 from ...autodiff.variable import Variable
 from ...errors import OpTypeError, OpValueError
+from ._masks import pass_mask
 
 _name_counters: dict[str, itertools.count] = {}
 
@@ -59,6 +60,10 @@ def _shape_of(x: Any) -> tuple[int, ...]:
 
 class Layer:
     """Base class of layers (and models). See the module docstring for the contract."""
+
+    # True for a layer that keeps the time axis: its output carries its input's sequence
+    # mask (see _masks.py).
+    supports_masking = False
 
     def __init__(
         self,
@@ -155,7 +160,8 @@ class Layer:
         if inputs.__class__ is Variable:
             full = inputs._value.shape
             if full == self._last_shape:
-                return self.call(inputs, training=training, **kwargs)
+                outputs = self.call(inputs, training=training, **kwargs)
+                return pass_mask(inputs, outputs) if self.supports_masking else outputs
         else:
             full = None
         shape = self._input_shape_of(inputs)
@@ -171,7 +177,7 @@ class Layer:
         if self.output_shape is None:
             self.output_shape = _output_shape(outputs)
         self._last_shape = full  # checked: the next call with this shape goes straight to call()
-        return outputs
+        return pass_mask(inputs, outputs) if self.supports_masking else outputs
 
     forward = __call__
 
