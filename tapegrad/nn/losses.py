@@ -65,6 +65,7 @@ from ..ops.elementwise import (
 from ..ops.loss_ops import sce_p, sigmoid_ce_p, softmax_ce_p, take_class_p
 from ..ops.reduction import reduce_mean_p, reduce_sum_p
 from ..ops.shape import reshape_p
+from . import loss_masks
 
 __all__ = [
     "EPSILON", "Loss", "LossFunctionWrapper", "MeanSquaredError", "MeanAbsoluteError", "Huber",
@@ -428,6 +429,8 @@ class Loss:
     def __call__(self, trues: Any, predicts: Any, sample_weight: Any = None) -> Variable:
         """The loss of ``predicts`` against ``trues``: a scalar for "mean" and "sum", the
         per-sample values for "none"."""
+        if predicts.__class__ is Variable and predicts.mask is not None:  # masked positions are skipped
+            return loss_masks.masked_loss(self, trues, predicts, sample_weight)
         if sample_weight is None:
             return self._reduced(trues, predicts)
         values = self.call(trues, predicts)

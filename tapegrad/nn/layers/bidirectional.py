@@ -23,8 +23,9 @@ class Bidirectional(Layer):
     The forward layer is a fresh copy of ``layer`` named ``forward_<name>``; the backward
     one a copy with ``go_backwards=True`` named ``backward_<name>`` (or ``backward_layer``).
     Their weights are new (as in Keras): ``get_weights()`` lists the forward layer's, then
-    the backward layer's. With ``return_sequences`` the backward outputs are put back in
-    time order and masked steps output zeros, then the two are merged: ``"concat"`` on the
+    the backward layer's; a ``dtype`` given to the wrapper is also the copies'. With
+    ``return_sequences`` the backward outputs are put back in time order and masked steps
+    output zeros, then the two are merged: ``"concat"`` on the
     last axis, ``"sum"``, ``"mul"``, ``"ave"``, or None for the list ``[forward, backward]``.
     ``initial_states`` is the forward layer's states followed by the backward layer's; with
     ``return_state`` the result is ``[outputs, states]`` with the states in that order.
@@ -42,15 +43,18 @@ class Bidirectional(Layer):
             raise OpValueError(f"{self.name}: merge_mode must be one of 'concat', 'sum', 'mul', 'ave' or None, "
                                f"got {merge_mode!r}")
         self.merge_mode = merge_mode
-        config = serialize(layer)
-        config["config"]["name"] = "forward_" + layer.name.removeprefix("forward_")
-        config["config"].pop("input_shape", None)
-        self.forward_layer: RecurrentLayer = deserialize(config)  # type: ignore[assignment]
-        if backward_layer is None:
+
+        def copy(**changes: Any) -> RecurrentLayer:
             config = serialize(layer)
-            config["config"].update(go_backwards=True, name="backward_" + layer.name.removeprefix("backward_"))
             config["config"].pop("input_shape", None)
-            backward_layer = deserialize(config)
+            config["config"].update(changes)
+            if kwargs.get("dtype") is not None:  # a dtype given to the wrapper is its layers'
+                config["config"]["dtype"] = str(self.dtype)
+            return deserialize(config)  # type: ignore[return-value]
+
+        self.forward_layer: RecurrentLayer = copy(name="forward_" + layer.name.removeprefix("forward_"))
+        if backward_layer is None:
+            backward_layer = copy(go_backwards=True, name="backward_" + layer.name.removeprefix("backward_"))
         elif not isinstance(backward_layer, RecurrentLayer):
             raise OpTypeError(f"{self.name}: backward_layer must be a SimpleRNN, LSTM or GRU layer, got "
                               f"{type(backward_layer).__name__}")
