@@ -99,13 +99,12 @@ class Attention(Layer):
         self.concat_score_weight: Variable | None = None
 
     def build(self, input_shape: Any) -> None:
-        shapes = shape_list(self, input_shape)
-        if len(shapes) > 3 or any(len(s) != 2 for s in shapes):
+        shapes = shape_list(self, input_shape, exactly=3)
+        if any(len(s) != 2 for s in shapes):
             raise OpValueError(f"{self.name}: Attention takes [query, value] or [query, value, key], each of shape "
                                f"(batch, time, dim); got shapes {shapes} (batch axis excluded)")
-        q, v = shapes[0], shapes[1]
-        k = shapes[2] if len(shapes) == 3 else v
-        if q[1] != k[1] or (len(shapes) == 3 and v[0] is not None and k[0] is not None and v[0] != k[0]):
+        q, v, k = shapes
+        if q[1] != k[1] or (v[0] is not None and k[0] is not None and v[0] != k[0]):
             raise OpValueError(f"{self.name}: query {q} and key {k} need the same dim, and value {v} and key the "
                                f"same number of steps (batch axis excluded)")
         if self.use_scale:
@@ -120,7 +119,10 @@ class Attention(Layer):
         if not isinstance(inputs, (list, tuple)) or not 2 <= len(inputs) <= 3:
             raise OpTypeError(f"{self.name}: Attention takes a list [query, value] or [query, value, key], got "
                               f"{type(inputs).__name__}")
-        return super().__call__(list(inputs), training, mask=mask, return_attention_scores=return_attention_scores,
+        inputs = list(inputs)
+        if len(inputs) == 2:
+            inputs.append(inputs[1])  # the key is the value
+        return super().__call__(inputs, training, mask=mask, return_attention_scores=return_attention_scores,
                                 use_causal_mask=use_causal_mask, **kwargs)
 
     forward = __call__
@@ -129,7 +131,7 @@ class Attention(Layer):
              return_attention_scores: bool = False, use_causal_mask: bool = False) -> Any:
         masks = _mask_list(self.name, mask, list(inputs))
         q, v = autocast(inputs[0], self.dtype), autocast(inputs[1], self.dtype)
-        k = autocast(inputs[2], self.dtype) if len(inputs) == 3 else v
+        k = v if inputs[2] is inputs[1] else autocast(inputs[2], self.dtype)
         q_mask, v_mask = masks[0], masks[1]
         if self.score_mode == "dot":
             scores = matmul_p.apply(q, k, transpose_a=False, transpose_b=True)
@@ -216,13 +218,12 @@ class MultiHeadAttention(Layer):
 
     # -- weights ------------------------------------------------------------------------
     def build(self, input_shape: Any) -> None:
-        shapes = shape_list(self, input_shape)
-        if len(shapes) > 3 or any(len(s) != 2 or s[1] is None for s in shapes):
+        shapes = shape_list(self, input_shape, exactly=3)
+        if any(len(s) != 2 or s[1] is None for s in shapes):
             raise OpValueError(f"{self.name}: MultiHeadAttention takes query, value (and key) of shape (batch, "
                                f"time, features) with known features; got shapes {shapes} (batch axis excluded)")
-        q, v = shapes[0], shapes[1]
-        k = shapes[2] if len(shapes) == 3 else v
-        if len(shapes) == 3 and v[0] is not None and k[0] is not None and v[0] != k[0]:
+        q, v, k = shapes
+        if v[0] is not None and k[0] is not None and v[0] != k[0]:
             raise OpValueError(f"{self.name}: value {v} and key {k} need the same number of steps")
         H, K, V = self.num_heads, self.key_dim, self.value_dim
         out = self._output_dims or (q[1],)
@@ -266,6 +267,8 @@ class MultiHeadAttention(Layer):
                 raise OpTypeError(f"{self.name}: MultiHeadAttention needs a value: layer(query, value) or "
                                   f"layer([query, value])")
             inputs = [query, value] if key is None else [query, value, key]
+        if len(inputs) == 2:
+            inputs.append(inputs[1])  # the key is the value (and its mask is not used twice)
         return super().__call__(inputs, training, attention_mask=attention_mask,
                                 return_attention_scores=return_attention_scores, use_causal_mask=use_causal_mask,
                                 mask=mask, **kwargs)
@@ -277,8 +280,8 @@ class MultiHeadAttention(Layer):
         masks = _mask_list(self.name, mask, list(inputs))
         query = autocast(inputs[0], self.dtype)
         value = autocast(inputs[1], self.dtype)
-        key = autocast(inputs[2], self.dtype) if len(inputs) == 3 else value
-        if len(inputs) == 3 and inputs[2] is inputs[1]:
+        key = value if inputs[2] is inputs[1] else autocast(inputs[2], self.dtype)
+        if inputs[2] is inputs[1]:
             masks[2] = None  # Keras ignores the key's mask when key is value
         batch, tq = value_of(query).shape[:2]
         tv = value_of(value).shape[1]
