@@ -30,6 +30,7 @@ from ..autodiff import state as _state
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable
 from ..errors import OpValueError
+from ..native import memory
 from ._higher_order import double_vjp
 from .activation import softmax
 from .elementwise import add_p, mul_p
@@ -39,6 +40,7 @@ from .shape import reshape_p, transpose
 
 ArrayLike = Any
 MASKED = -1e9  # Keras's large negative number for masked scores (float32 and float64)
+RETAIN_MIN = 1 << 18  # elements of a workspace from which freed memory is kept mapped
 
 
 def _value(x: Any) -> Any:
@@ -58,7 +60,10 @@ def _adder(mask: np.ndarray, dtype: np.dtype) -> np.ndarray:
 def _workspace(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     B, T, H, _ = q.shape
     S, Vd = k.shape[1], v.shape[3]
-    ws = np.empty(B * T * H * Vd + B * H * T * S, q.dtype)
+    size = B * T * H * Vd + B * H * T * S
+    if size >= RETAIN_MIN:
+        memory.retain_freed_memory()  # a training step allocates and frees megabytes: keep them mapped
+    ws = np.empty(size, q.dtype)
     return ws[:B * T * H * Vd].reshape(B, T, H, Vd), ws[B * T * H * Vd:].reshape(B, H, T, S)
 
 

@@ -36,6 +36,10 @@ from typing import Any
 
 import numpy as np
 
+from ..native import memory
+
+RETAIN_MIN = 1 << 18  # elements of a workspace from which freed memory is kept mapped
+
 # -------------------------------------------------------------------------------------
 # Shared pieces: the input projection and its gradients, dropout on the recurrent path.
 # -------------------------------------------------------------------------------------
@@ -198,8 +202,11 @@ def _layout(cell: str, T: int, B: int, U: int, reset_after: bool) -> list[tuple[
 
 def _new_workspace(cell: str, T: int, B: int, U: int, reset_after: bool, dtype: np.dtype) -> dict[str, np.ndarray]:
     parts = _layout(cell, T, B, U, reset_after)
-    ws = np.empty(sum(int(np.prod(s)) for _, s in parts), dtype)
-    return _carve(ws, parts)
+    size = sum(int(np.prod(s)) for _, s in parts)
+    if size >= RETAIN_MIN:
+        # a training step allocates and frees megabytes here: keep them mapped (no page faults)
+        memory.retain_freed_memory()
+    return _carve(np.empty(size, dtype), parts)
 
 
 def _result_view(cell: str, views: dict[str, np.ndarray]) -> np.ndarray:
