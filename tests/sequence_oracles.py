@@ -1,5 +1,5 @@
 """Oracles for the sequence-layer tests: PyTorch modules with tapegrad's (Keras's) weights
-mapped in (the mapping of docs/recurrent-weights.md), and small NumPy references for what
+mapped in (the mapping of docs/sequences.md), and small NumPy references for what
 PyTorch has no equivalent of (GRU with reset_after=False, recurrent dropout)."""
 
 from __future__ import annotations

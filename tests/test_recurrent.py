@@ -1,5 +1,5 @@
 """SimpleRNN, LSTM and GRU against PyTorch (float64, Keras weights mapped as in
-docs/recurrent-weights.md): outputs, final states and the gradients of the input, every
+docs/sequences.md): outputs, final states and the gradients of the input, every
 weight and the initial states, for return_sequences, return_state, go_backwards,
 initial_states and use_bias; GRU with reset_after=False and non-default activations
 against a NumPy reference; the fused primitive against its step-by-step reference; one

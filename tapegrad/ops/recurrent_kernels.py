@@ -26,8 +26,9 @@ Optional inputs (None when absent):
 The forward returns its result as a view into one workspace array that also holds what
 the backward needs (gate activations, all states). :func:`workspace_of` finds it again
 from the result; a result that is not such a view (copied by someone) is recomputed.
-Sigmoids are computed as ``0.5 * tanh(0.5 z) + 0.5`` in place: one transcendental pass
-for all four LSTM gates.
+The sigmoid gates' pre-activations are kept negated (the kernels and bias are multiplied
+by -1 on those columns once per call), so a sigmoid is ``1 / (1 + exp(.))`` in three
+in-place passes: NumPy's float32 exp is twice as fast as its tanh.
 """
 
 from __future__ import annotations
@@ -169,14 +170,25 @@ def _initial(state: np.ndarray | None, out: np.ndarray) -> None:
         out[...] = state
 
 
-def _gate_constants(dtype: np.dtype, units: int, sigmoid_blocks: tuple[bool, ...]) -> tuple[np.ndarray, ...]:
-    """Column vectors for ``sigmoid(z) = 0.5 tanh(0.5 z) + 0.5`` on the sigmoid blocks and
-    ``tanh(z)`` on the others: (pre-scale, post-scale, post-shift, derivative shift)."""
-    scale = np.repeat(np.array([0.5 if s else 1.0 for s in sigmoid_blocks], dtype), units)
-    shift = np.repeat(np.array([0.5 if s else 0.0 for s in sigmoid_blocks], dtype), units)
-    # derivative: a(1 - a) for a sigmoid, (1 - a)(1 + a) for a tanh, i.e. (1 - a)(a + k)
-    dshift = np.repeat(np.array([0.0 if s else 1.0 for s in sigmoid_blocks], dtype), units)
-    return scale, scale, shift, dshift
+def _negated_sigmoid_blocks(dtype: np.dtype, units: int, sigmoid_blocks: tuple[bool, ...]) -> np.ndarray:
+    """-1 on the columns of sigmoid gates, 1 elsewhere: the pre-activations of the sigmoid
+    gates are kept negated, so that ``sigmoid(z) = 1 / (1 + exp(-z))`` is three in-place
+    passes (NumPy's float32 exp is twice as fast as its tanh)."""
+    return np.repeat(np.array([-1.0 if s else 1.0 for s in sigmoid_blocks], dtype), units)
+
+
+def _sigmoid_of_negated(block: np.ndarray) -> None:
+    """``block <- 1 / (1 + exp(block))``, in place (``block`` holds -z; exp overflowing to
+    inf for very negative z gives the exact limit 0)."""
+    np.exp(block, out=block)
+    block += 1
+    np.reciprocal(block, out=block)
+
+
+def _derivative_shift(dtype: np.dtype, units: int, sigmoid_blocks: tuple[bool, ...]) -> np.ndarray:
+    """The gates' derivatives from their activations a: a(1 - a) for a sigmoid, (1 - a)(1 + a)
+    for a tanh, i.e. (1 - a)(a + k) with k = 0 or 1 per column."""
+    return np.repeat(np.array([0.0 if s else 1.0 for s in sigmoid_blocks], dtype), units)
 
 
 # -------------------------------------------------------------------------------------
@@ -242,33 +254,34 @@ def lstm_forward(x: np.ndarray, W: np.ndarray, R: np.ndarray, b: Any, h0: Any, c
     HC, A, TC = v["HC"], v["A"], v["TC"]
     H, C = HC[0], HC[1]
     project(x, W, in_drop, reverse, A)
-    pre, post, shift, _ = _gate_constants(dt, U, (True, True, False, True))
+    sign = _negated_sigmoid_blocks(dt, U, (True, True, False, True))
     if b is not None:
         A += b
-    A *= pre
-    Rs = R * pre
+    A *= sign
+    Rs = R * sign
     _initial(h0, H[0])
     _initial(c0, C[0])
     steps = _step_masks(mask, reverse)
     rec = np.empty((B, G), dt)
     ig = np.empty((B, U), dt)
-    for t in range(T):
-        a = A[t]
-        recurrent_product(H[t], Rs, rec_drop, rec)
-        a += rec
-        np.tanh(a, out=a)
-        a *= post
-        a += shift
-        cn = C[t + 1]
-        np.multiply(a[:, U:2 * U], C[t], out=cn)
-        np.multiply(a[:, :U], a[:, 2 * U:3 * U], out=ig)
-        cn += ig
-        np.tanh(cn, out=TC[t])
-        np.multiply(a[:, 3 * U:], TC[t], out=H[t + 1])
-        if steps is not None:
-            held = ~steps[t]
-            np.copyto(H[t + 1], H[t], where=held)
-            np.copyto(cn, C[t], where=held)
+    with np.errstate(over="ignore"):  # exp of large -z: inf, whose sigmoid is exactly 0
+        for t in range(T):
+            a = A[t]
+            recurrent_product(H[t], Rs, rec_drop, rec)
+            a += rec
+            _sigmoid_of_negated(a[:, :2 * U])
+            np.tanh(a[:, 2 * U:3 * U], out=a[:, 2 * U:3 * U])
+            _sigmoid_of_negated(a[:, 3 * U:])
+            cn = C[t + 1]
+            np.multiply(a[:, U:2 * U], C[t], out=cn)
+            np.multiply(a[:, :U], a[:, 2 * U:3 * U], out=ig)
+            cn += ig
+            np.tanh(cn, out=TC[t])
+            np.multiply(a[:, 3 * U:], TC[t], out=H[t + 1])
+            if steps is not None:
+                held = ~steps[t]
+                np.copyto(H[t + 1], H[t], where=held)
+                np.copyto(cn, C[t], where=held)
     return _result_view("lstm", v)
 
 
@@ -287,7 +300,7 @@ def lstm_backward(g: np.ndarray, out: np.ndarray, x: np.ndarray, W: np.ndarray, 
     H, C = HC[0], HC[1]
     g = np.asarray(g, dt)
     gH, gC = g[0], g[1]
-    _, _, _, dshift = _gate_constants(dt, U, (True, True, False, True))
+    dshift = _derivative_shift(dt, U, (True, True, False, True))
     steps = _step_masks(mask, reverse)
     dZ = np.empty((T, B, G), dt)
     dh = np.zeros((B, U), dt)
@@ -362,8 +375,7 @@ def gru_forward(x: np.ndarray, W: np.ndarray, R: np.ndarray, b: Any, h0: Any, ma
     b_in, b_rec = _gru_biases(b, reset_after)
     if b_in is not None:
         A += b_in
-    half = np.asarray(0.5, dt)
-    A[:, :, :2 * U] *= half
+    A[:, :, :2 * U] *= -1  # z and r are sigmoids: their pre-activations are kept negated
     _initial(h0, H[0])
     steps = _step_masks(mask, reverse)
     drop_zr = drop_h = None
@@ -372,37 +384,33 @@ def gru_forward(x: np.ndarray, W: np.ndarray, R: np.ndarray, b: Any, h0: Any, ma
         drop_h = rec_drop if rec_drop.shape[1] == 1 else rec_drop[:, 2:]
     rec = np.empty((B, G if reset_after else 2 * U), dt)
     Rzr = R[:, :2 * U]
-    for t in range(T):
-        a, hp = A[t], H[t]
-        zr = a[:, :2 * U]
-        if reset_after:
-            recurrent_product(hp, R, rec_drop, rec)
-            if b_rec is not None:
-                rec += b_rec
-            uh = UH[t]
-            uh[...] = rec[:, 2 * U:]
-            rec[:, :2 * U] *= half
-            zr += rec[:, :2 * U]
-        else:
-            recurrent_product(hp, Rzr, drop_zr, rec)
-            rec *= half
-            zr += rec
-        np.tanh(zr, out=zr)
-        zr *= half
-        zr += half
-        z, r, hh = a[:, :U], a[:, U:2 * U], a[:, 2 * U:]
-        if reset_after:
-            hh += r * UH[t]
-        else:
-            np.multiply(r, hp, out=UH[t])
-            hh += recurrent_product_h(UH[t], R[:, 2 * U:], drop_h)
-        np.tanh(hh, out=hh)
-        hn = H[t + 1]
-        np.subtract(hp, hh, out=hn)
-        hn *= z
-        hn += hh
-        if steps is not None:
-            np.copyto(hn, hp, where=~steps[t])
+    with np.errstate(over="ignore"):  # exp of large -z: inf, whose sigmoid is exactly 0
+        for t in range(T):
+            a, hp = A[t], H[t]
+            zr = a[:, :2 * U]
+            if reset_after:
+                recurrent_product(hp, R, rec_drop, rec)
+                if b_rec is not None:
+                    rec += b_rec
+                UH[t] = rec[:, 2 * U:]
+                zr -= rec[:, :2 * U]
+            else:
+                recurrent_product(hp, Rzr, drop_zr, rec)
+                zr -= rec
+            _sigmoid_of_negated(zr)
+            z, r, hh = a[:, :U], a[:, U:2 * U], a[:, 2 * U:]
+            if reset_after:
+                hh += r * UH[t]
+            else:
+                np.multiply(r, hp, out=UH[t])
+                hh += recurrent_product_h(UH[t], R[:, 2 * U:], drop_h)
+            np.tanh(hh, out=hh)
+            hn = H[t + 1]
+            np.subtract(hp, hh, out=hn)
+            hn *= z
+            hn += hh
+            if steps is not None:
+                np.copyto(hn, hp, where=~steps[t])
     return _result_view("gru", v)
 
 

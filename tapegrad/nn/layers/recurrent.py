@@ -4,7 +4,7 @@ Weights are ``[kernel (features, k*units), recurrent_kernel (units, k*units), bi
 the gates in Keras's order (LSTM i, f, c, o; GRU z, r, h; k = 4, 3, 1); the GRU bias is
 ``(2, 3*units)`` (input bias, recurrent bias) with ``reset_after=True``, else
 ``(3*units,)``. How these map to PyTorch's ``nn.LSTM``/``nn.GRU``/``nn.RNN`` weights is in
-``docs/recurrent-weights.md``.
+``docs/sequences.md``.
 
 Call: ``layer(x, training=None, initial_states=None, mask=None)`` with ``x`` of shape
 ``(batch, time, features)`` (any number of steps); ``initial_state`` is accepted as
@@ -189,7 +189,7 @@ class RecurrentLayer(Layer):
                                                 generator=RandomSource(self._rng))
         out = self._run(x, states, mask, in_drop, rec_drop)
         H = getitem_p.apply(out, index=(0,)) if self.cell == "lstm" else out
-        last = getitem_p.apply(H, index=(time - 1,))
+        last = getitem_p.apply(H, index=(-1,))  # (no length in the graph: other lengths replay it)
         if self.return_sequences:
             output = transpose_p.apply(H, perm=(1, 0, 2))
             if mask is not None:
@@ -203,7 +203,7 @@ class RecurrentLayer(Layer):
         if not self.return_state:
             return output
         if self.cell == "lstm":
-            return [output, [last, getitem_p.apply(out, index=(1, time - 1))]]
+            return [output, [last, getitem_p.apply(out, index=(1, -1))]]
         return [output, [last]]
 
     def _run(self, x: Any, states: list[Any], mask: Any, in_drop: Any, rec_drop: Any) -> Variable:
