@@ -98,6 +98,26 @@ def test_multi_head_attention_matches_torch(masking: str) -> None:
         np.testing.assert_allclose(g.numpy(), w, rtol=1e-9, atol=1e-11)
 
 
+def test_self_attention_takes_one_product_and_matches_torch() -> None:
+    rng = np.random.default_rng(10)
+    layer = _mha(rng)
+    x = rng.normal(size=(B, T, D))
+    xv = tg.Variable(x)
+    weights = rng.normal(size=(B, T, D))
+    with tg.GradientTape() as tape:
+        out = layer(xv, xv, use_causal_mask=True)
+        loss = tg.reduce_sum(out * weights)
+    grads = tape.gradient(loss, [xv, *layer.trainable_variables()])
+    module = _torch_mha(layer)
+    xt = t(x).requires_grad_(True)
+    causal = torch.from_numpy(~np.tril(np.ones((T, T), bool)))
+    out_t = module(xt, xt, xt, need_weights=False, attn_mask=causal)[0]
+    np.testing.assert_allclose(out.numpy(), out_t.detach().numpy(), rtol=1e-10, atol=1e-12)
+    (out_t * t(weights)).sum().backward()
+    for g, w in zip(grads, [xt.grad.numpy(), *_torch_grads(module)]):
+        np.testing.assert_allclose(g.numpy(), w, rtol=1e-9, atol=1e-11)
+
+
 def test_query_mask_passes_on_and_padded_queries_equal_unpadded_ones() -> None:
     rng = np.random.default_rng(1)
     layer = _mha(rng)

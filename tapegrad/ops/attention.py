@@ -198,3 +198,77 @@ def dot_product_attention(q: ArrayLike, k: ArrayLike, v: ArrayLike, scale: float
         parts.append("drop")
         rest.append(dropout_mask)
     return attention_p.apply(q, k, v, *rest, parts=tuple(parts), scale=float(scale))
+
+
+# -- self-attention with q, k and v packed in one array ---------------------------------------
+# ``packed_attention_p(qkv, *optional, parts, scale)``: the same computation with
+# ``qkv`` of shape ``(batch, T, 3, heads, dim)`` (q, k, v = qkv[:, :, 0], [:, :, 1], [:, :, 2]),
+# which is what one product of the input with the three kernels side by side gives; its
+# gradient is one array too.
+def _unpack(qkv: Any) -> tuple[Any, Any, Any]:
+    return tuple(getitem_p(qkv, index=(slice(None), slice(None), j)) for j in range(3))  # type: ignore[return-value]
+
+
+def _packed_impl(qkv: Any, *rest: Any, parts: tuple[str, ...], scale: float) -> np.ndarray:
+    named = _named((None, None, None, *rest), parts)
+    q, k, v = _unpack(_value(qkv))
+    return attention_forward(q, k, v, _value(named["mask"]), _value(named["drop"]), scale)
+
+
+def _packed_gradient(g: Any, out: Any, qkv: np.ndarray, named: dict[str, Any], scale: float) -> np.ndarray:
+    q, k, v = _unpack(qkv)
+    dq, dk, dv = attention_backward(g, out, q, k, v, _value(named["mask"]), _value(named["drop"]), scale,
+                                    (True, True, True))
+    dqkv = np.empty(qkv.shape, qkv.dtype)
+    dqkv[:, :, 0], dqkv[:, :, 1], dqkv[:, :, 2] = dq, dk, dv
+    return dqkv
+
+
+def _packed_rule(g: Any, out: Any, needs: tuple, inputs: tuple, params: dict) -> list:
+    parts, scale = params["parts"], params["scale"]
+    named = _named((None, None, None, *inputs[1:]), parts)
+    if _state.current() is None:
+        return [_packed_gradient(g, out, _value(inputs[0]), named, scale)] + [None] * len(parts)
+    return [packed_attention_bwd_p.apply(g, out, *inputs, parts=parts, scale=scale)] + [None] * len(parts)
+
+
+def _packed_backward_impl(g: Any, out: Any, qkv: Any, *rest: Any, parts: tuple[str, ...], scale: float) -> np.ndarray:
+    named = _named((None, None, None, *rest), parts)
+    return _packed_gradient(g, np.asarray(out), _value(qkv), named, scale)
+
+
+def _packed_backward_rule(cot: Any, out: Any, needs: tuple, inputs: tuple, params: dict) -> list:
+    g, _, qkv, *rest = inputs
+    parts, scale = params["parts"], params["scale"]
+    named = _named((None, None, None, *rest), parts)
+    named["qkv"] = qkv
+
+    def reference(named: dict[str, Any]) -> Any:
+        q, k, v = _unpack(named["qkv"])
+        return reference_attention({**named, "q": q, "k": k, "v": v}, scale)
+
+    flat = reshape_p(cot, shape=(-1,))  # double_vjp packs the gradient flat
+    dg, grads = double_vjp(reference, named, ["qkv"], ["qkv"], g, flat)
+    return [dg, None, grads["qkv"]] + [None] * len(parts)
+
+
+packed_attention_p = Primitive("packed_attention", _packed_impl, ("qkv", "extra"))
+packed_attention_p.defvjp_joint(_packed_rule)
+packed_attention_bwd_p = Primitive("packed_attention_bwd", _packed_backward_impl, ("g", "out", "qkv", "extra"))
+packed_attention_bwd_p.defvjp_joint(_packed_backward_rule)
+
+
+def packed_self_attention(qkv: ArrayLike, scale: float, mask: Any = None, dropout_mask: Any = None) -> Variable:
+    """:func:`dot_product_attention` of ``qkv[:, :, 0]``, ``[:, :, 1]`` and ``[:, :, 2]``
+    (``qkv`` of shape ``(batch, T, 3, heads, dim)``), as one op."""
+    shape = np.shape(_value(qkv))
+    if len(shape) != 5 or shape[2] != 3:
+        raise OpValueError(f"attention: packed qkv must have shape (batch, T, 3, heads, dim), got {shape}")
+    parts, rest = [], []
+    if mask is not None:
+        parts.append("mask")
+        rest.append(mask)
+    if dropout_mask is not None:
+        parts.append("drop")
+        rest.append(dropout_mask)
+    return packed_attention_p.apply(qkv, *rest, parts=tuple(parts), scale=float(scale))

@@ -17,12 +17,12 @@ import numpy as np
 from ...autodiff.variable import Variable
 from ...errors import OpTypeError, OpValueError
 from ...ops.activation import softmax_p
-from ...ops.attention import MASKED, dot_product_attention, reference_attention
+from ...ops.attention import MASKED, dot_product_attention, packed_self_attention, reference_attention
 from ...ops.elementwise import add_p, logical_and_p, mul_p, sub_p, tanh_p, where_p
 from ...ops.linalg import matmul_p
 from ...ops.nn_ops import RandomSource, dropout_mask_p
 from ...ops.reduction import reduce_sum_p
-from ...ops.shape import expand_dims_p, reshape_p
+from ...ops.shape import concat_p, expand_dims_p, reshape_p
 from .. import initializers
 from ._masks import checked_mask, mask_of
 from ._util import autocast, shape_list, value_of
@@ -286,10 +286,16 @@ class MultiHeadAttention(Layer):
         batch, tq = value_of(query).shape[:2]
         tv = value_of(value).shape[1]
         combined = self._attention_mask(masks, attention_mask, use_causal_mask, batch, tq, tv)
+        heads_mask = None if combined is None else expand_dims_p.apply(combined, axes=(1,))
+        if (inputs[0] is inputs[1] and inputs[2] is inputs[1] and self.value_dim == self.key_dim
+                and not return_attention_scores):
+            # self-attention: q, k and v from one product with the three kernels side by side
+            drop = self._dropout_mask(query, tq, tv) if training and self.dropout else None
+            out = packed_self_attention(self._project_packed(query), self._scale, heads_mask, drop)
+            return self._output(out, masks[0], batch, tq)
         q = self._project(query, self.query_kernel, self.query_bias)
         k = self._project(key, self.key_kernel, self.key_bias)
         v = self._project(value, self.value_kernel, self.value_bias)
-        heads_mask = None if combined is None else expand_dims_p.apply(combined, axes=(1,))
         scores = None
         if return_attention_scores:
             out, scores = reference_attention({"q": q, "k": k, "v": v, "mask": heads_mask, "drop": None},
@@ -300,6 +306,25 @@ class MultiHeadAttention(Layer):
         else:
             drop = self._dropout_mask(q, tq, tv) if training and self.dropout else None
             out = dot_product_attention(q, k, v, self._scale, heads_mask, drop)
+        y = self._output(out, masks[0], batch, tq)
+        if return_attention_scores:
+            return [y, scores]
+        return y
+
+    def _project_packed(self, x: Any) -> Variable:
+        """(batch, T, d) -> (batch, T, 3, heads, dim): q, k and v of self-attention, one product."""
+        batch, time, d = value_of(x).shape
+        H, K = self.num_heads, self.key_dim
+        kernels = [reshape_p.apply(w, shape=(d, H * K)) for w in (self.query_kernel, self.key_kernel,
+                                                                    self.value_kernel)]
+        y = matmul_p.apply2(reshape_p.apply(x, shape=(batch * time, d)), concat_p.apply(*kernels, axis=1))
+        if self.use_bias:
+            biases = [reshape_p.apply(b, shape=(H * K,)) for b in (self.query_bias, self.key_bias, self.value_bias)]
+            y = add_p.apply2(y, concat_p.apply(*biases, axis=0))
+        return reshape_p.apply(y, shape=(batch, time, 3, H, K))
+
+    def _output(self, out: Variable, query_mask: Any, batch: int, tq: int) -> Variable:
+        """The output projection of the heads' results ``(batch, T, heads, value_dim)``."""
         H, V = self.num_heads, self.value_dim
         dims = self.output_kernel.shape[2:]
         n = int(np.prod(dims))
@@ -308,10 +333,8 @@ class MultiHeadAttention(Layer):
         if self.output_bias is not None:
             y = add_p.apply2(y, reshape_p.apply(self.output_bias, shape=(n,)))
         y = reshape_p.apply(y, shape=(batch, tq) + dims)
-        if masks[0] is not None:
-            y.mask = masks[0]
-        if return_attention_scores:
-            return [y, scores]
+        if query_mask is not None:
+            y.mask = query_mask
         return y
 
     def _dropout_mask(self, q: Any, tq: int, tv: int) -> Variable:
