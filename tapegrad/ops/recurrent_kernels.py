@@ -253,11 +253,10 @@ def lstm_forward(x: np.ndarray, W: np.ndarray, R: np.ndarray, b: Any, h0: Any, c
     v = _new_workspace("lstm", T, B, U, False, dt)
     HC, A, TC = v["HC"], v["A"], v["TC"]
     H, C = HC[0], HC[1]
-    project(x, W, in_drop, reverse, A)
     sign = _negated_sigmoid_blocks(dt, U, (True, True, False, True))
+    project(x, W * sign, in_drop, reverse, A)
     if b is not None:
-        A += b
-    A *= sign
+        A += b * sign
     Rs = R * sign
     _initial(h0, H[0])
     _initial(c0, C[0])
@@ -371,11 +370,11 @@ def gru_forward(x: np.ndarray, W: np.ndarray, R: np.ndarray, b: Any, h0: Any, ma
     dt = x.dtype
     v = _new_workspace("gru", T, B, U, reset_after, dt)
     H, A, UH = v["H"], v["A"], v["UH"]
-    project(x, W, in_drop, reverse, A)
+    sign = _negated_sigmoid_blocks(dt, U, (True, True, False))  # z and r are sigmoids: kept negated
+    project(x, W * sign, in_drop, reverse, A)
     b_in, b_rec = _gru_biases(b, reset_after)
     if b_in is not None:
-        A += b_in
-    A[:, :, :2 * U] *= -1  # z and r are sigmoids: their pre-activations are kept negated
+        A += b_in * sign
     _initial(h0, H[0])
     steps = _step_masks(mask, reverse)
     drop_zr = drop_h = None
