@@ -154,10 +154,14 @@ def recurrent_weight_grad(Hprev: np.ndarray, d: np.ndarray, rec_drop: np.ndarray
 
 
 def _step_masks(mask: np.ndarray | None, reverse: bool) -> np.ndarray | None:
-    """The sequence mask as (time, batch, 1) bool in processing order."""
+    """The sequence mask as (time, batch, 1) bool in processing order; None when it masks
+    nothing (a batch without padding runs the unmasked loop)."""
     if mask is None:
         return None
-    m = np.asarray(mask, dtype=bool).T
+    m = np.asarray(mask, dtype=bool)
+    if m.all():
+        return None
+    m = m.T
     if reverse:
         m = m[::-1]
     return np.ascontiguousarray(m)[:, :, None]
