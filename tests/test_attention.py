@@ -335,3 +335,45 @@ def test_bad_arguments_name_the_layer() -> None:
         layer(np.zeros((2, 3, 4)), np.zeros((2, 4, 4)), attention_mask=np.ones((2, 3, 3), bool))
     with pytest.raises(ValueError, match="mha_y: expected inputs of shape"):
         layer(np.zeros((2, 3, 5)), np.zeros((2, 4, 4)))
+
+
+def test_rindow_translation_with_attention_flow() -> None:
+    """Rindow's neural-machine-translation-with-attention: GRU encoder states start the GRU
+    decoder, Attention([decoder sequence, encoder outputs]) takes both masks from its inputs."""
+    rng = np.random.default_rng(11)
+    nn = tg.NeuralNetworks(dtype=F64)
+    L = nn.layers
+    enc_emb, dec_emb = L.Embedding(9, 4, mask_zero=True), L.Embedding(9, 4, mask_zero=True)
+    enc_rnn = L.GRU(5, return_state=True, return_sequences=True, recurrent_initializer="glorot_uniform")
+    dec_rnn = L.GRU(5, return_state=True, return_sequences=True)
+    attention, concat, dense = L.Attention(), L.Concatenate(), L.Dense(9)
+    source = np.array([[3, 4, 5, 0, 0], [6, 2, 0, 0, 0]])
+    target = np.array([[1, 7, 8, 2], [1, 3, 0, 0]])
+
+    def forward(src, tgt):
+        enc_out, states = enc_rnn(enc_emb(src))
+        seq, _ = dec_rnn(dec_emb(tgt), initial_states=states)
+        context, weights = attention([seq, enc_out], return_attention_scores=True)
+        return dense(concat([context, seq])), weights
+
+    logits, weights = forward(source, target)
+    np.testing.assert_allclose(weights.numpy()[:, :, 3:], 0.0, atol=1e-300)  # padded source steps
+    np.testing.assert_allclose(weights.numpy()[1, :, 2], 0.0, atol=1e-300)
+    np.testing.assert_array_equal(np.asarray(logits.mask.numpy()), target != 0)
+    labels = rng.integers(1, 9, target.shape)
+    lossf = nn.losses.SparseCategoricalCrossentropy(from_logits=True)
+    per_step = nn.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="none")(
+        labels, tg.Variable(logits.numpy())).numpy()
+    np.testing.assert_allclose(float(lossf(labels, logits)), per_step[target != 0].mean(), rtol=1e-12)
+    params = [v for lay in (enc_emb, dec_emb, enc_rnn, dec_rnn, dense) for v in lay.trainable_variables()]
+
+    def step(src, tgt, lab):
+        with tg.GradientTape() as tape:
+            loss = lossf(lab, forward(src, tgt)[0])
+        return [loss, *tape.gradient(loss, params)]
+
+    compiled = tg.Function(step)
+    other = np.array([[2, 0, 0, 0, 0], [4, 4, 4, 4, 4]])
+    for src in (source, other, source):
+        for got, want in zip(compiled(src, target, labels), step(src, target, labels)):
+            np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-11, atol=1e-14)
