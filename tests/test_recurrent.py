@@ -161,9 +161,10 @@ def test_hessian_vector_product_matches_torch(cell: str) -> None:
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
-def test_second_derivatives_match_numerical_ones(cell: str) -> None:
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_second_derivatives_match_numerical_ones(cell: str, return_sequences: bool) -> None:
     rng = np.random.default_rng(6)
-    layer = LAYERS[cell](2, return_sequences=True, go_backwards=True, dtype=F64)
+    layer = LAYERS[cell](2, return_sequences=return_sequences, go_backwards=True, dtype=F64)
     x = rng.normal(size=(2, 3, 2))
     layer(x)
     layer.set_weights(_random_weights(layer, rng))

@@ -6,7 +6,8 @@
 parameter, in this order: ``b``, ``h0``, ``c0`` (LSTM), ``mask``, ``in_drop``,
 ``rec_drop`` (see :mod:`tapegrad.ops.recurrent_kernels` for their meaning). They return
 the states of every step, time-major in processing order: ``(time, batch, units)``, or
-``(2, time, batch, units)`` (hidden, cell) for the LSTM.
+``(2, time, batch, units)`` (hidden, cell) for the LSTM; with the parameter ``last=True``
+only the final hidden state ``(batch, units)``.
 
 Why one op for the whole loop (a loop primitive with its own VJP) rather than the time
 loop unrolled into per-step ops: eager mode then runs one Python call per layer instead
@@ -59,36 +60,36 @@ def _arrays(named: dict[str, Any]) -> dict[str, Any]:
             for k, v in named.items()}
 
 
-def _forward(cell: str, a: dict[str, Any], reverse: bool, reset_after: bool) -> np.ndarray:
+def _forward(cell: str, a: dict[str, Any], reverse: bool, reset_after: bool, last: bool) -> np.ndarray:
     if cell == "lstm":
         return kernels.lstm_forward(a["x"], a["W"], a["R"], a["b"], a["h0"], a["c0"], a["mask"], a["in_drop"],
-                                    a["rec_drop"], reverse)
+                                    a["rec_drop"], reverse, last)
     if cell == "gru":
         return kernels.gru_forward(a["x"], a["W"], a["R"], a["b"], a["h0"], a["mask"], a["in_drop"], a["rec_drop"],
-                                   reverse, reset_after)
+                                   reverse, reset_after, last)
     return kernels.simple_rnn_forward(a["x"], a["W"], a["R"], a["b"], a["h0"], a["mask"], a["in_drop"],
-                                      a["rec_drop"], reverse)
+                                      a["rec_drop"], reverse, last)
 
 
-def _backward(cell: str, g: Any, out: Any, a: dict[str, Any], reverse: bool, reset_after: bool,
+def _backward(cell: str, g: Any, out: Any, a: dict[str, Any], reverse: bool, reset_after: bool, last: bool,
               needs: tuple[bool, ...]) -> list:
     """The NumPy backward: cotangents of the cell's differentiable inputs (None if not needed)."""
     out = np.asarray(out)
     if cell == "lstm":
         return kernels.lstm_backward(g, out, a["x"], a["W"], a["R"], a["b"], a["h0"], a["c0"], a["mask"],
-                                     a["in_drop"], a["rec_drop"], reverse, needs)
+                                     a["in_drop"], a["rec_drop"], reverse, needs, last)
     if cell == "gru":
         return kernels.gru_backward(g, out, a["x"], a["W"], a["R"], a["b"], a["h0"], a["mask"], a["in_drop"],
-                                    a["rec_drop"], reverse, reset_after, needs)
+                                    a["rec_drop"], reverse, reset_after, needs, last)
     return kernels.simple_rnn_backward(g, out, a["x"], a["W"], a["R"], a["b"], a["h0"], a["mask"], a["in_drop"],
-                                       a["rec_drop"], reverse, needs)
+                                       a["rec_drop"], reverse, needs, last)
 
 
 def _make_impl(cell: str) -> Callable[..., np.ndarray]:
     def impl(x: Any, W: Any, R: Any, *rest: Any, parts: tuple[str, ...], reverse: bool,
-             reset_after: bool = True) -> np.ndarray:
+             reset_after: bool = True, last: bool = False) -> np.ndarray:
         a = _arrays(named_inputs(cell, (x, W, R, *rest), parts))
-        return _forward(cell, a, reverse, reset_after)
+        return _forward(cell, a, reverse, reset_after, last)
 
     return impl
 
@@ -112,12 +113,13 @@ def _shape_of(v: Any) -> tuple[int, ...]:
 def _make_rule(cell: str, backward_p: Primitive) -> Callable[..., list]:
     def rule(g: Any, out: Any, needs: tuple, inputs: tuple, params: dict) -> list:
         parts, reverse = params["parts"], params["reverse"]
-        reset_after = params.get("reset_after", True)
+        reset_after, last = params.get("reset_after", True), params.get("last", False)
         wanted = _needs_by_name(cell, needs, parts)
         if _state.current() is None:  # nobody differentiates this pass: the NumPy loop directly
             a = _arrays(named_inputs(cell, inputs, parts))
-            return _to_inputs(cell, _backward(cell, g, out, a, reverse, reset_after, wanted), len(inputs), parts)
-        flat = backward_p.apply(g, out, *inputs, parts=parts, reverse=reverse, reset_after=reset_after,
+            grads = _backward(cell, g, out, a, reverse, reset_after, last, wanted)
+            return _to_inputs(cell, grads, len(inputs), parts)
+        flat = backward_p.apply(g, out, *inputs, parts=parts, reverse=reverse, reset_after=reset_after, last=last,
                                 wanted=wanted)
         named = named_inputs(cell, inputs, parts)
         grads: list = []
@@ -138,9 +140,9 @@ def _make_rule(cell: str, backward_p: Primitive) -> Callable[..., list]:
 
 def _make_backward_impl(cell: str) -> Callable[..., np.ndarray]:
     def impl(g: Any, out: Any, x: Any, W: Any, R: Any, *rest: Any, parts: tuple[str, ...], reverse: bool,
-             reset_after: bool, wanted: tuple[bool, ...]) -> np.ndarray:
+             reset_after: bool, last: bool, wanted: tuple[bool, ...]) -> np.ndarray:
         a = _arrays(named_inputs(cell, (x, W, R, *rest), parts))
-        grads = _backward(cell, g, out, a, reverse, reset_after, wanted)
+        grads = _backward(cell, g, out, a, reverse, reset_after, last, wanted)
         pieces = [np.ravel(gr) for gr, want in zip(grads, wanted) if want]
         return np.concatenate(pieces) if pieces else np.zeros(0, np.asarray(x).dtype)
 
@@ -172,9 +174,10 @@ PRIMITIVES = {"lstm": lstm_p, "gru": gru_p, "simple_rnn": simple_rnn_p}
 
 def recurrent(cell: str, x: ArrayLike, W: ArrayLike, R: ArrayLike, *, b: Any = None, h0: Any = None,
               c0: Any = None, mask: Any = None, in_drop: Any = None, rec_drop: Any = None,
-              go_backwards: bool = False, reset_after: bool = True) -> Variable:
+              go_backwards: bool = False, reset_after: bool = True, last: bool = False) -> Variable:
     """Apply the fused ``cell`` (``"lstm"``, ``"gru"`` or ``"simple_rnn"``) over a sequence;
-    see the module docstring for the arguments and the result."""
+    see the module docstring for the arguments and the result (with ``last``, only the
+    final hidden state ``(batch, units)``)."""
     xs, ws, rs = _shape_of(x), _shape_of(W), _shape_of(R)
     k = GATES[cell]
     if len(xs) != 3 or len(ws) != 2 or len(rs) != 2 or ws[0] != xs[2] or ws[1] % k or rs != (ws[1] // k, ws[1]):
@@ -199,4 +202,6 @@ def recurrent(cell: str, x: ArrayLike, W: ArrayLike, R: ArrayLike, *, b: Any = N
     params: dict[str, Any] = {"parts": tuple(parts), "reverse": bool(go_backwards)}
     if cell == "gru":
         params["reset_after"] = bool(reset_after)
+    if last:
+        params["last"] = True
     return PRIMITIVES[cell].apply(x, W, R, *rest, **params)

@@ -10,7 +10,9 @@ Shapes: ``x`` is ``(batch, time, features)``; ``W`` is ``(features, G)``, ``R`` 
 ``(units, G)`` with ``G = gates * units`` in Keras's gate order (LSTM i, f, c, o; GRU
 z, r, h; SimpleRNN one block). The loops run time-major, in processing order (reversed
 for ``go_backwards``), and return the states in that order: ``(time, batch, units)``,
-or ``(2, time, batch, units)`` (hidden and cell states) for the LSTM.
+or ``(2, time, batch, units)`` (hidden and cell states) for the LSTM; with ``last`` only the
+final hidden state ``(batch, units)`` (what a layer without ``return_sequences`` needs: its
+cotangent is then one array, not a mostly zero one for every step).
 
 Optional inputs (None when absent):
 
@@ -225,11 +227,17 @@ def _new_workspace(cell: str, T: int, B: int, U: int, reset_after: bool, dtype: 
     return _carve(np.empty(size, dtype), parts)
 
 
-def _result_view(cell: str, views: dict[str, np.ndarray]) -> np.ndarray:
-    return views["HC"][:, 1:] if cell == "lstm" else views["H"][1:]
+def _result_view(cell: str, views: dict[str, np.ndarray], last: bool = False) -> np.ndarray:
+    """All states (``(time, batch, units)``; LSTM ``(2, time, batch, units)``), or with ``last``
+    only the final hidden state ``(batch, units)``."""
+    H = views["HC"][0] if cell == "lstm" else views["H"]
+    if last:
+        return H[-1]
+    return views["HC"][:, 1:] if cell == "lstm" else H[1:]
 
 
-def workspace_of(cell: str, out: Any, T: int, B: int, U: int, reset_after: bool) -> dict[str, np.ndarray] | None:
+def workspace_of(cell: str, out: Any, T: int, B: int, U: int, reset_after: bool,
+                 last: bool = False) -> dict[str, np.ndarray] | None:
     """The workspace views behind a forward result, or None if ``out`` is not one."""
     ws = getattr(out, "base", None)
     if not isinstance(ws, np.ndarray) or ws.ndim != 1 or ws.dtype != out.dtype:
@@ -238,7 +246,7 @@ def workspace_of(cell: str, out: Any, T: int, B: int, U: int, reset_after: bool)
     if ws.size != sum(int(np.prod(s)) for _, s in parts):
         return None
     views = _carve(ws, parts)
-    expected = _result_view(cell, views)
+    expected = _result_view(cell, views, last)
     if (expected.ctypes.data != out.ctypes.data or expected.shape != out.shape
             or expected.strides != out.strides):
         return None
@@ -249,7 +257,7 @@ def workspace_of(cell: str, out: Any, T: int, B: int, U: int, reset_after: bool)
 # LSTM: z = x W + h R + b;  i, f, o = sigmoid;  g = tanh;  c = f c' + i g;  h = o tanh(c)
 # -------------------------------------------------------------------------------------
 def lstm_forward(x: np.ndarray, W: np.ndarray, R: np.ndarray, b: Any, h0: Any, c0: Any, mask: Any,
-                 in_drop: Any, rec_drop: Any, reverse: bool) -> np.ndarray:
+                 in_drop: Any, rec_drop: Any, reverse: bool, last: bool = False) -> np.ndarray:
     B, T, _ = x.shape
     G = W.shape[1]
     U = G // 4
@@ -285,35 +293,46 @@ def lstm_forward(x: np.ndarray, W: np.ndarray, R: np.ndarray, b: Any, h0: Any, c
                 held = ~steps[t]
                 np.copyto(H[t + 1], H[t], where=held)
                 np.copyto(cn, C[t], where=held)
-    return _result_view("lstm", v)
+    return _result_view("lstm", v, last)
+
+
+def _initial_cotangent(g: np.ndarray, last: bool, B: int, U: int, dtype: np.dtype) -> tuple[np.ndarray, Any]:
+    """The hidden state's cotangent before the reversed loop, and the per-step cotangents to
+    add in it (None when the result is the last state alone)."""
+    g = np.asarray(g, dtype)
+    if last:
+        return g.copy(), None
+    return np.zeros((B, U), dtype), g
 
 
 def lstm_backward(g: np.ndarray, out: np.ndarray, x: np.ndarray, W: np.ndarray, R: np.ndarray, b: Any, h0: Any,
-                  c0: Any, mask: Any, in_drop: Any, rec_drop: Any, reverse: bool, needs: tuple[bool, ...]) -> list:
+                  c0: Any, mask: Any, in_drop: Any, rec_drop: Any, reverse: bool, needs: tuple[bool, ...],
+                  last: bool = False) -> list:
     """Cotangents of (x, W, R, b, h0, c0) for the cotangent ``g`` of the result (None where
     ``needs`` is False)."""
     B, T, _ = x.shape
     G = W.shape[1]
     U = G // 4
     dt = x.dtype
-    v = workspace_of("lstm", out, T, B, U, False)
+    v = workspace_of("lstm", out, T, B, U, False, last)
     if v is None:  # not our view: compute the forward again
-        v = workspace_of("lstm", lstm_forward(x, W, R, b, h0, c0, mask, in_drop, rec_drop, reverse), T, B, U, False)
+        v = workspace_of("lstm", lstm_forward(x, W, R, b, h0, c0, mask, in_drop, rec_drop, reverse, last),
+                         T, B, U, False, last)
     HC, A, TC = v["HC"], v["A"], v["TC"]
     H, C = HC[0], HC[1]
-    g = np.asarray(g, dt)
-    gH, gC = g[0], g[1]
+    dh, per_step = _initial_cotangent(g, last, B, U, dt)
+    gH, gC = (None, None) if per_step is None else (per_step[0], per_step[1])
     dshift = _derivative_shift(dt, U, (True, True, False, True))
     steps = _step_masks(mask, reverse)
     dZ = np.empty((T, B, G), dt)
-    dh = np.zeros((B, U), dt)
     dc = np.zeros((B, U), dt)
     t1 = np.empty((B, G), dt)
     t2 = np.empty((B, G), dt)
     tmp = np.empty((B, U), dt)
     for t in range(T - 1, -1, -1):
-        dh += gH[t]
-        dc += gC[t]
+        if gH is not None:
+            dh += gH[t]
+            dc += gC[t]
         a, tc, d = A[t], TC[t], dZ[t]
         o = a[:, 3 * U:]
         # the cell state's total cotangent: dc + dh * o * (1 - tanh(c)^2)
@@ -367,7 +386,7 @@ def _gru_biases(b: Any, reset_after: bool) -> tuple[Any, Any]:
 
 
 def gru_forward(x: np.ndarray, W: np.ndarray, R: np.ndarray, b: Any, h0: Any, mask: Any, in_drop: Any,
-                rec_drop: Any, reverse: bool, reset_after: bool) -> np.ndarray:
+                rec_drop: Any, reverse: bool, reset_after: bool, last: bool = False) -> np.ndarray:
     B, T, _ = x.shape
     G = W.shape[1]
     U = G // 3
@@ -414,7 +433,7 @@ def gru_forward(x: np.ndarray, W: np.ndarray, R: np.ndarray, b: Any, h0: Any, ma
             hn += hh
             if steps is not None:
                 np.copyto(hn, hp, where=~steps[t])
-    return _result_view("gru", v)
+    return _result_view("gru", v, last)
 
 
 def recurrent_product_h(h: np.ndarray, Rh: np.ndarray, drop: Any) -> np.ndarray:
@@ -425,18 +444,18 @@ def recurrent_product_h(h: np.ndarray, Rh: np.ndarray, drop: Any) -> np.ndarray:
 
 def gru_backward(g: np.ndarray, out: np.ndarray, x: np.ndarray, W: np.ndarray, R: np.ndarray, b: Any, h0: Any,
                  mask: Any, in_drop: Any, rec_drop: Any, reverse: bool, reset_after: bool,
-                 needs: tuple[bool, ...]) -> list:
+                 needs: tuple[bool, ...], last: bool = False) -> list:
     """Cotangents of (x, W, R, b, h0) for the cotangent ``g`` of the result."""
     B, T, _ = x.shape
     G = W.shape[1]
     U = G // 3
     dt = x.dtype
-    v = workspace_of("gru", out, T, B, U, reset_after)
+    v = workspace_of("gru", out, T, B, U, reset_after, last)
     if v is None:
-        v = workspace_of("gru", gru_forward(x, W, R, b, h0, mask, in_drop, rec_drop, reverse, reset_after),
-                         T, B, U, reset_after)
+        v = workspace_of("gru", gru_forward(x, W, R, b, h0, mask, in_drop, rec_drop, reverse, reset_after, last),
+                         T, B, U, reset_after, last)
     H, A, UH = v["H"], v["A"], v["UH"]
-    g = np.asarray(g, dt)
+    dh, per_step = _initial_cotangent(g, last, B, U, dt)
     steps = _step_masks(mask, reverse)
     drop_zr = drop_h = None
     if rec_drop is not None:
@@ -444,11 +463,11 @@ def gru_backward(g: np.ndarray, out: np.ndarray, x: np.ndarray, W: np.ndarray, R
         drop_h = rec_drop if rec_drop.shape[1] == 1 else rec_drop[:, 2:]
     dX = np.empty((T, B, G), dt)  # cotangents of the input pre-activations
     dU = np.empty((T, B, G), dt) if reset_after else None  # of h R + b_rec
-    dh = np.zeros((B, U), dt)
     tmp = np.empty((B, U), dt)
     Rzr, Rh = R[:, :2 * U], R[:, 2 * U:]
     for t in range(T - 1, -1, -1):
-        dh += g[t]
+        if per_step is not None:
+            dh += per_step[t]
         a, hp, d = A[t], H[t], dX[t]
         z, r, hh = a[:, :U], a[:, U:2 * U], a[:, 2 * U:]
         dz, dr, dhh = d[:, :U], d[:, U:2 * U], d[:, 2 * U:]
@@ -515,7 +534,7 @@ def recurrent_input_grad_h(d: np.ndarray, Rh: np.ndarray, drop: Any) -> np.ndarr
 # SimpleRNN: h = tanh(x W + h' R + b)
 # -------------------------------------------------------------------------------------
 def simple_rnn_forward(x: np.ndarray, W: np.ndarray, R: np.ndarray, b: Any, h0: Any, mask: Any, in_drop: Any,
-                       rec_drop: Any, reverse: bool) -> np.ndarray:
+                       rec_drop: Any, reverse: bool, last: bool = False) -> np.ndarray:
     B, T, _ = x.shape
     U = W.shape[1]
     dt = x.dtype
@@ -535,27 +554,27 @@ def simple_rnn_forward(x: np.ndarray, W: np.ndarray, R: np.ndarray, b: Any, h0: 
         np.tanh(a, out=H[t + 1])
         if steps is not None:
             np.copyto(H[t + 1], H[t], where=~steps[t])
-    return _result_view("rnn", v)
+    return _result_view("rnn", v, last)
 
 
 def simple_rnn_backward(g: np.ndarray, out: np.ndarray, x: np.ndarray, W: np.ndarray, R: np.ndarray, b: Any,
                         h0: Any, mask: Any, in_drop: Any, rec_drop: Any, reverse: bool,
-                        needs: tuple[bool, ...]) -> list:
+                        needs: tuple[bool, ...], last: bool = False) -> list:
     """Cotangents of (x, W, R, b, h0) for the cotangent ``g`` of the result."""
     B, T, _ = x.shape
     U = W.shape[1]
     dt = x.dtype
-    v = workspace_of("rnn", out, T, B, U, False)
+    v = workspace_of("rnn", out, T, B, U, False, last)
     if v is None:
-        v = workspace_of("rnn", simple_rnn_forward(x, W, R, b, h0, mask, in_drop, rec_drop, reverse),
-                         T, B, U, False)
+        v = workspace_of("rnn", simple_rnn_forward(x, W, R, b, h0, mask, in_drop, rec_drop, reverse, last),
+                         T, B, U, False, last)
     H = v["H"]
-    g = np.asarray(g, dt)
+    dh, per_step = _initial_cotangent(g, last, B, U, dt)
     steps = _step_masks(mask, reverse)
     dA = np.empty((T, B, U), dt)
-    dh = np.zeros((B, U), dt)
     for t in range(T - 1, -1, -1):
-        dh += g[t]
+        if per_step is not None:
+            dh += per_step[t]
         d = dA[t]
         hn = H[t + 1]
         np.multiply(hn, hn, out=d)

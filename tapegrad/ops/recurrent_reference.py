@@ -65,7 +65,8 @@ def _projection(x: Any, W: Any, in_drop: Any, reverse: bool, gates: int, units: 
 
 
 def reference_forward(cell: str, named: dict[str, Any], reverse: bool, reset_after: bool = True,
-                      activation: Activation = tanh, recurrent_activation: Activation = sigmoid) -> Variable:
+                      activation: Activation = tanh, recurrent_activation: Activation = sigmoid,
+                      last: bool = False) -> Variable:
     """The fused primitive's result, computed step by step with ordinary ops."""
     x, W, R = named["x"], named["W"], named["R"]
     b, mask, in_drop, rec_drop = named["b"], named["mask"], named["in_drop"], named["rec_drop"]
@@ -130,6 +131,8 @@ def reference_forward(cell: str, named: dict[str, Any], reverse: bool, reset_aft
         if c_new is not None:
             c = c_new
             cs.append(c)
+    if last:
+        return h
     H = stack(hs, axis=0)
     if cell == "lstm":
         return stack([H, stack(cs, axis=0)], axis=0)
@@ -147,7 +150,7 @@ def backward_vjp(cell: str, cot: Any, inputs: tuple, params: dict) -> list:
     named = named_inputs(cell, tuple(fwd_inputs), parts)
     sources = [n for n in DIFFERENTIABLE[cell] if named[n] is not None]
     wanted = [n for n, want in zip(DIFFERENTIABLE[cell], params["wanted"]) if want]
-    reverse, reset_after = params["reverse"], params.get("reset_after", True)
-    dg, grads = double_vjp(lambda named: reference_forward(cell, named, reverse, reset_after),
+    reverse, reset_after, last = params["reverse"], params.get("reset_after", True), params.get("last", False)
+    dg, grads = double_vjp(lambda named: reference_forward(cell, named, reverse, reset_after, last=last),
                            named, sources, wanted, g, cot)
     return [dg, None] + [grads.get(n) for n in ("x", "W", "R", *parts)]

@@ -187,11 +187,17 @@ class RecurrentLayer(Layer):
             if self.recurrent_dropout:
                 rec_drop = dropout_mask_p.apply(x, rate=self.recurrent_dropout, noise_shape=(None, k, self.units),
                                                 generator=RandomSource(self._rng))
-        out = self._run(x, states, mask, in_drop, rec_drop)
-        H = getitem_p.apply(out, index=(0,)) if self.cell == "lstm" else out
-        last = getitem_p.apply(H, index=(-1,))  # (no length in the graph: other lengths replay it)
+        lstm = self.cell == "lstm"
+        # the final hidden state alone when nothing else is used: its gradient is then one
+        # (batch, units) array, not a mostly zero one for every step
+        only_last = not self.return_sequences and not (self.return_state and lstm)
+        out = self._run(x, states, mask, in_drop, rec_drop, only_last)
+        # one index per result (the gradient of each is one scatter), and -1 for the last
+        # step: no sequence length in a compiled graph, so that other lengths replay it
+        last = out if only_last else getitem_p.apply(out, index=(0, -1) if lstm else (-1,))
         if self.return_sequences:
-            output = transpose_p.apply(H, perm=(1, 0, 2))
+            output = transpose_p.apply(out, perm=(1, 0, 2)) if not lstm else transpose_p.apply(
+                getitem_p.apply(out, index=(0,)), perm=(1, 0, 2))
             if mask is not None:
                 if self.zero_output_for_mask:
                     keep = mask if not self.go_backwards else getitem_p.apply(
@@ -206,18 +212,18 @@ class RecurrentLayer(Layer):
             return [output, [last, getitem_p.apply(out, index=(1, -1))]]
         return [output, [last]]
 
-    def _run(self, x: Any, states: list[Any], mask: Any, in_drop: Any, rec_drop: Any) -> Variable:
+    def _run(self, x: Any, states: list[Any], mask: Any, in_drop: Any, rec_drop: Any, last: bool) -> Variable:
         h0 = states[0] if states else None
         c0 = states[1] if len(states) > 1 else None
         reset_after = getattr(self, "reset_after", True)
         if self._fused:
             return recurrent(self.cell, x, self.kernel, self.recurrent_kernel, b=self.bias, h0=h0, c0=c0,
                              mask=mask, in_drop=in_drop, rec_drop=rec_drop, go_backwards=self.go_backwards,
-                             reset_after=reset_after)
+                             reset_after=reset_after, last=last)
         named = {"x": x, "W": self.kernel, "R": self.recurrent_kernel, "b": self.bias, "h0": h0, "c0": c0,
                  "mask": mask, "in_drop": in_drop, "rec_drop": rec_drop}
         return reference_forward(self.cell, named, self.go_backwards, reset_after, self.activation,
-                                 self.recurrent_activation)
+                                 self.recurrent_activation, last=last)
 
     def _initial_states(self, states: Any, batch: int) -> list[Any]:
         if states is None:
