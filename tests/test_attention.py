@@ -184,6 +184,15 @@ def test_multi_head_attention_dropout() -> None:
     want = np.einsum("bhtk,hko->bto", (p * drop) @ vh, Wo) + bo
     np.testing.assert_allclose(trained, want, rtol=1e-12)
     assert not np.allclose(layer(q, v, training=True).numpy(), trained)  # a new mask at every call
+    # self-attention (one product for q, k and v) draws the same masks
+    seeded = _mha(np.random.default_rng(4), dropout=0.5, seed=6)
+    drop = (np.random.default_rng(6).random((2, H, 3, 3)) >= 0.5) / 0.5
+    qh, kh, vh = (np.einsum("btd,dhk->bhtk", q, w) + b[:, None] for w, b in ((Wq, bq), (Wk, bk), (Wv, bv)))
+    s = qh @ kh.swapaxes(-1, -2) / np.sqrt(K)
+    p = np.exp(s - s.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    want = np.einsum("bhtk,hko->bto", (p * drop) @ vh, Wo) + bo
+    np.testing.assert_allclose(seeded(q, q, training=True).numpy(), want, rtol=1e-12)
 
 
 def test_multi_head_attention_compiled_equals_eager() -> None:

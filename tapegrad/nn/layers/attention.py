@@ -290,7 +290,8 @@ class MultiHeadAttention(Layer):
         if (inputs[0] is inputs[1] and inputs[2] is inputs[1] and self.value_dim == self.key_dim
                 and not return_attention_scores):
             # self-attention: q, k and v from one product with the three kernels side by side
-            drop = self._dropout_mask(query, tq, tv) if training and self.dropout else None
+            drop = self._dropout_mask(expand_dims_p.apply(query, axes=(1,)), tq, tv) if (
+                training and self.dropout) else None
             out = packed_self_attention(self._project_packed(query), self._scale, heads_mask, drop)
             return self._output(out, masks[0], batch, tq)
         q = self._project(query, self.query_kernel, self.query_bias)
@@ -337,8 +338,10 @@ class MultiHeadAttention(Layer):
             y.mask = query_mask
         return y
 
-    def _dropout_mask(self, q: Any, tq: int, tv: int) -> Variable:
-        return dropout_mask_p.apply(q, rate=self.dropout, noise_shape=(None, self.num_heads, tq, tv),
+    def _dropout_mask(self, template: Any, tq: int, tv: int) -> Variable:
+        """A dropout mask ``(batch, heads, T, S)`` on the attention weights (``template``: any
+        4-D array of the batch's size)."""
+        return dropout_mask_p.apply(template, rate=self.dropout, noise_shape=(None, self.num_heads, tq, tv),
                                     generator=RandomSource(self._rng))
 
     def _attention_mask(self, masks: list[Any], attention_mask: Any, causal: bool, batch: int, tq: int,
