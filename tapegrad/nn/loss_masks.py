@@ -31,26 +31,21 @@ def _shape(x: Any) -> tuple[int, ...]:
     return np.shape(x._value if isinstance(x, Variable) else x)
 
 
-def masked_loss(loss: Any, trues: Any, predicts: Variable, sample_weight: Any) -> Variable:
-    """``loss(trues, predicts, sample_weight)`` skipping the positions ``predicts.mask`` masks."""
-    from .losses import _weighted
-
-    mask = predicts.mask
-    values = loss.call(trues, predicts)
+def masked_reduction(op: str, values: Any, mask: Any, reduction: str) -> Variable:
+    """A loss's per-sample ``values`` (weighted already) reduced over the positions ``mask``
+    keeps: ``"none"`` zeroes the others, ``"sum"`` sums the kept ones, ``"mean"`` averages them."""
     if values.__class__ is not Variable:
         values = wrap(np.asarray(values))
-    if sample_weight is not None:
-        values = _weighted(loss._op, values, sample_weight)
     vs, ms = values._value.shape, _shape(mask)
     if vs != ms:
-        raise OpValueError(f"{loss._op}: the predictions' mask has shape {ms}, but the per-sample losses have shape "
+        raise OpValueError(f"{op}: the predictions' mask has shape {ms}, but the per-sample losses have shape "
                            f"{vs}; a mask must cover the positions the loss is computed for")
     weights = cast_p.apply(mask, dtype=values._value.dtype)
     values = mul_p.apply2(values, weights)
-    if loss.reduction == "none":
+    if reduction == "none":
         return values
     total = reduce_sum_p.apply(values, axis=None, keepdims=False)
-    if loss.reduction == "sum":
+    if reduction == "sum":
         return total
     count = reduce_sum_p.apply(weights, axis=None, keepdims=False)
     return div_p.apply2(total, maximum_p.apply2(count, 1.0))

@@ -430,7 +430,10 @@ class Loss:
         """The loss of ``predicts`` against ``trues``: a scalar for "mean" and "sum", the
         per-sample values for "none"."""
         if predicts.__class__ is Variable and predicts.mask is not None:  # masked positions are skipped
-            return loss_masks.masked_loss(self, trues, predicts, sample_weight)
+            values = self.call(trues, predicts)
+            if sample_weight is not None:
+                values = _weighted(self._op, values, sample_weight)
+            return loss_masks.masked_reduction(self._op, values, predicts.mask, self.reduction)
         if sample_weight is None:
             return self._reduced(trues, predicts)
         values = self.call(trues, predicts)
