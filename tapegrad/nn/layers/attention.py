@@ -16,7 +16,7 @@ import numpy as np
 
 from ...autodiff.variable import Variable
 from ...errors import OpTypeError, OpValueError
-from ...ops import sequence_batching  # noqa: F401 - installs the vmap rules of the recurrent and attention ops
+from ...ops import sequence_rules  # noqa: F401 - installs the vmap and forward-mode rules of the ops
 from ...ops.activation import softmax_p
 from ...ops.attention import MASKED, dot_product_attention, packed_self_attention, reference_attention
 from ...ops.elementwise import add_p, logical_and_p, mul_p, sub_p, tanh_p, where_p

@@ -37,7 +37,7 @@ import numpy as np
 from ... import _dtypes
 from ...autodiff.variable import Variable
 from ...errors import OpTypeError, OpValueError
-from ...ops import sequence_batching  # noqa: F401 - installs the vmap rules of the recurrent and attention ops
+from ...ops import sequence_rules  # noqa: F401 - installs the vmap and forward-mode rules of the ops
 from ...ops.elementwise import where_p
 from ...ops.indexing import getitem_p
 from ...ops.nn_ops import RandomSource, dropout_mask_p

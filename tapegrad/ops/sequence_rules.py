@@ -1,16 +1,24 @@
-"""Batching rules (for ``vmap``) of the fused recurrent and attention primitives.
+"""Batching (``vmap``) and forward-mode (JVP) rules of the fused recurrent and attention
+primitives.
 
-A rule has the form of the batching rules of the other primitives:
+A batching rule has the form of the batching rules of the other primitives:
 ``rule(args, dims, **params) -> (out, out_dim)``, where ``dims[i]`` is the axis of argument
-``i`` that runs over the mapped examples (None: the same for every example). :data:`RULES`
-maps each primitive to its rule; ``install()`` sets them as the primitives' ``batch_rule``
-where the autodiff core has batching (``Primitive.batch_rule``).
+``i`` that runs over the mapped examples (None: the same for every example). A JVP rule is
+``rule(tangents, out, inputs, params) -> tangent of out`` (``defjvp_joint``'s form).
+:data:`RULES` and :data:`JVP_RULES` map each primitive to its rule; ``install()`` sets them
+where the autodiff core has batching and forward mode (``Primitive.batch_rule``,
+``Primitive.jvp_joint``).
 
 The forward primitives work on a batch already: when only the per-example inputs are mapped
 (the sequences, initial states, masks and dropout masks; the common case, e.g. per-example
 gradients), the mapped axis is merged into the batch axis and the op runs once. Mapped
 weights, and the backward primitives (whose weight gradients sum over the batch), run once
 per example.
+
+The tangents are the VJP transposed: ``J t`` is the gradient, with respect to a cotangent
+``u``, of ``<J^T u, t>`` (linear in ``u``, taken at ``u = 0``). Forward mode through a
+recurrence would need a third loop per cell; this one reuses the backward loop, and its own
+derivatives go through the VJP of the backward primitives (see ``_higher_order``).
 """
 
 from __future__ import annotations
@@ -19,9 +27,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..autodiff.broadcast import broadcast_to_p
+from ..autodiff.broadcast import broadcast_to_p, sum_to_p
 from ..autodiff.primitive import Primitive
-from ..autodiff.variable import Variable
+from ..autodiff.tape import GradientTape
+from ..autodiff.variable import Variable, wrap
 from .attention import attention_bwd_p, attention_p, packed_attention_bwd_p, packed_attention_p
 from .indexing import getitem_p
 from .recurrent import gru_bwd_p, gru_p, lstm_bwd_p, lstm_p, simple_rnn_bwd_p, simple_rnn_p
@@ -118,12 +127,38 @@ RULES: dict[Primitive, Rule] = {
 }
 
 
+def transposed_jvp(prim: Primitive) -> Callable[..., Any]:
+    """The JVP rule of a primitive with a joint VJP rule: ``d/du sum_i <vjp_i(u), t_i>``."""
+    def rule(tangents: list, out: Any, inputs: tuple, params: dict) -> Any:
+        args = tuple(a if a.__class__ is Variable else wrap(np.asarray(a)) for a in inputs)
+        result = out if out.__class__ is Variable else wrap(np.asarray(out))
+        u = wrap(np.zeros_like(result._value))
+        needs = tuple(t is not None for t in tangents)
+        with GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(u)
+            parts = prim.vjp_joint(u, result, needs, args, params)
+            total = None
+            for part, t in zip(parts, tangents):
+                if part is None or t is None:
+                    continue
+                term = sum_to_p(part * t, shape=())
+                total = term if total is None else total + term
+        return None if total is None else tape.gradient(total, u)
+    return rule
+
+
+JVP_RULES: dict[Primitive, Callable[..., Any]] = {prim: transposed_jvp(prim) for prim in RULES}
+
+
 def install() -> None:
-    """Set the rules as the primitives' ``batch_rule`` where the core has batching."""
-    if "batch_rule" not in getattr(Primitive, "__slots__", ()):
-        return
-    for prim, rule in RULES.items():
-        prim.batch_rule = rule  # type: ignore[attr-defined]
+    """Set the rules where the core has batching and forward mode."""
+    slots = getattr(Primitive, "__slots__", ())
+    if "batch_rule" in slots:
+        for prim, rule in RULES.items():
+            prim.batch_rule = rule  # type: ignore[attr-defined]
+    if "jvp_joint" in slots:
+        for prim, jvp in JVP_RULES.items():
+            prim.jvp_joint = jvp  # type: ignore[attr-defined]
 
 
 install()

@@ -8,7 +8,7 @@ import pytest
 
 from tapegrad.ops import attention as att
 from tapegrad.ops import recurrent as rec
-from tapegrad.ops.sequence_batching import RULES
+from tapegrad.ops.sequence_rules import JVP_RULES, RULES
 
 V, B, T, F, U = 3, 2, 4, 3, 2
 
@@ -62,3 +62,30 @@ def test_attention_rules(mapped_mask: bool) -> None:
     _check(att.attention_p, [q, k, v, mask], dims, parts=("mask",), scale=0.5)
     qkv = rng.normal(size=(B, T, 3, 2, 3, V))  # mapped along the last axis
     _check(att.packed_attention_p, [qkv, mask], [5, dims[3]], parts=("mask",), scale=0.5)
+
+
+def _numerical_jvp(f, inputs, tangents, eps=1e-6):
+    plus = f(*[x + eps * t for x, t in zip(inputs, tangents)])
+    minus = f(*[x - eps * t for x, t in zip(inputs, tangents)])
+    return (plus - minus) / (2 * eps)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_jvp_rules_are_the_transposed_vjp(cell: str) -> None:
+    rng = np.random.default_rng(3)
+    k = rec.GATES[cell]
+    x, W, R = rng.normal(size=(B, T, F)), rng.normal(size=(F, k * U)) * 0.5, rng.normal(size=(U, k * U)) * 0.5
+    tangents = [rng.normal(size=a.shape) for a in (x, W, R)]
+    params = {"parts": (), "reverse": False}
+    prim = rec.PRIMITIVES[cell]
+    out = prim(x, W, R, **params)
+    got = JVP_RULES[prim](tangents, out, (x, W, R), params)
+    want = _numerical_jvp(lambda *a: prim(*a, **params), [x, W, R], tangents)
+    np.testing.assert_allclose(np.asarray(got.numpy()), want, rtol=1e-6, atol=1e-8)
+    q, kk, v = (rng.normal(size=(B, T, 2, 3)) for _ in range(3))
+    ts = [rng.normal(size=q.shape), None, rng.normal(size=v.shape)]
+    a_params = {"parts": (), "scale": 0.5}
+    out = att.attention_p(q, kk, v, **a_params)
+    got = JVP_RULES[att.attention_p](ts, out, (q, kk, v), a_params)
+    want = _numerical_jvp(lambda q, v: att.attention_p(q, kk, v, **a_params), [q, v], [ts[0], ts[2]])
+    np.testing.assert_allclose(np.asarray(got.numpy()), want, rtol=1e-6, atol=1e-8)
