@@ -15,3 +15,7 @@ $PY mlp_step.py --batch 512 --rounds 3
 $PY seed_training.py --rounds 3
 $PY seed_training.py --cold --framework=tapegrad,tapegrad_function,torch
 $PY optimizer_update.py --rounds 9
+$PY rnn_step.py --rounds 3
+$PY rnn_step.py --cell gru --rounds 3
+$PY rnn_step.py --compile-time --steps 100
+$PY attention_step.py --rounds 3

@@ -67,7 +67,7 @@ from ..ops.elementwise import (
 from ..ops.loss_ops import sce_p, sigmoid_ce_p, softmax_ce_p, take_class_p
 from ..ops.reduction import reduce_mean_p, reduce_sum_p
 from ..ops.shape import reshape_p
-from . import metrics_base
+from . import loss_masks, metrics_base
 from .loss_checks import (
     check_class_labels,
     check_probability_trues,
@@ -428,6 +428,11 @@ class Loss:
     def __call__(self, trues: Any, predicts: Any, sample_weight: Any = None) -> Variable:
         """The loss of ``predicts`` against ``trues``: a scalar for "mean" and "sum", the
         per-sample values for "none"."""
+        if predicts.__class__ is Variable and predicts.mask is not None:  # masked positions are skipped
+            values = self.call(trues, predicts)
+            if sample_weight is not None:
+                values = _weighted(self._op, values, sample_weight)
+            return loss_masks.masked_reduction(self._op, values, predicts.mask, self.reduction)
         if sample_weight is None:
             return self._reduced(trues, predicts)
         values = self.call(trues, predicts)

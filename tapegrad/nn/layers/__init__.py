@@ -9,11 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import OpTypeError, OpValueError
+from .attention import Attention, MultiHeadAttention
 from .base import Layer, reset_names, unique_name
+from .bidirectional import Bidirectional
 from .conv import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Conv3D, Conv3DTranspose
 from .core import Activation, Dense, Input
 from .embedding import Embedding
 from .gather import Gather
+from .masking import InheritMask
 from .merging import Add, Concatenate
 from .normalization import BatchNormalization, LayerNormalization
 from .pooling import (
@@ -30,6 +33,7 @@ from .pooling import (
     MaxPooling2D,
     MaxPooling3D,
 )
+from .recurrent import GRU, LSTM, SimpleRNN
 from .regularization import Dropout
 from .reshaping import ExpandDims, Flatten, RepeatVector, Reshape
 from .resizing import UpSampling1D, UpSampling2D, UpSampling3D, ZeroPadding1D, ZeroPadding2D, ZeroPadding3D
@@ -48,6 +52,9 @@ _CLASSES: dict[str, type[Layer]] = {
     for cls in (Input, Dense, Activation, Flatten, Reshape, ExpandDims, RepeatVector, Concatenate, Add, Gather,
                 Embedding, Dropout, BatchNormalization, LayerNormalization, *_IMAGE_LAYERS)
 }
+# sequences: recurrent and attention layers, masks
+_CLASSES.update({cls.__name__: cls for cls in (SimpleRNN, LSTM, GRU, Bidirectional, Attention, MultiHeadAttention,
+                                               InheritMask)})
 
 
 def get_class(name: str, custom_objects: dict[str, Any] | None = None) -> type[Layer]:
@@ -80,4 +87,6 @@ __all__ = [
     "Flatten", "Gather", "Input", "Layer", "LayerNormalization", "RepeatVector", "Reshape", "deserialize",
     "get_class", "reset_names", "serialize", "unique_name",
     *(cls.__name__ for cls in _IMAGE_LAYERS),
+    # sequences
+    "Attention", "Bidirectional", "GRU", "InheritMask", "LSTM", "MultiHeadAttention", "SimpleRNN",
 ]

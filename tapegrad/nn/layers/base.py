@@ -30,6 +30,7 @@ import numpy as np
 from ... import _dtypes
 from ...autodiff.variable import Variable
 from ...errors import OpTypeError, OpValueError
+from ._masks import pass_mask
 
 _name_counters: dict[str, itertools.count] = {}
 
@@ -103,6 +104,9 @@ class Layer:
     __signature__ = _ConstructorSignature()
     _expected_input = "a float array"  # said when the input holds strings or other non-numbers
     _shape_inspection = True  # set_shape_inspection(False) stops checking the shapes of later calls
+    # True for a layer that keeps the time axis: its output carries its input's sequence
+    # mask (see _masks.py).
+    supports_masking = False
 
     def __init__(
         self,
@@ -199,7 +203,8 @@ class Layer:
         if inputs.__class__ is Variable:
             full = inputs._value.shape
             if full == self._last_shape:
-                return self.call(inputs, training=training, **kwargs)
+                outputs = self.call(inputs, training=training, **kwargs)
+                return pass_mask(inputs, outputs) if self.supports_masking else outputs
         else:
             full = None
         shape = self._input_shape_of(inputs)
@@ -220,7 +225,7 @@ class Layer:
         if self.output_shape is None:
             self.output_shape = _output_shape(outputs)
         self._last_shape = full  # checked: the next call with this shape goes straight to call()
-        return outputs
+        return pass_mask(inputs, outputs) if self.supports_masking else outputs
 
     forward = __call__
 

@@ -61,6 +61,8 @@ class Dense(Layer):
     ``activation=None`` / ``"linear"``).
     """
 
+    supports_masking = True
+
     def __init__(
         self,
         units: int,
@@ -132,6 +134,8 @@ class Dense(Layer):
 
 class Activation(Layer):
     """Applies an activation function: ``Activation("relu")``, a callable or None (linear)."""
+
+    supports_masking = True
 
     def __init__(self, activation: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from ...autodiff.variable import Variable, wrap
+from ...autodiff.variable import Variable
 from ...errors import OpValueError
+from ...ops.elementwise import not_equal_p
 from ...ops.nn_ops import gatherb_p
 from .. import initializers
 from ._util import integer_indices, single_shape, value_of
@@ -19,8 +20,9 @@ class Embedding(Layer):
     table: ``(batch, ...) -> (batch, ..., output_dim)``.
 
     ``embeddings_initializer`` defaults to ``"uniform"`` (U(-0.05, 0.05)), as in Keras and
-    Rindow. With ``mask_zero=True`` index 0 is padding: :meth:`compute_mask` gives the
-    boolean mask ``inputs != 0`` for later layers (then ``input_dim`` must count index 0).
+    Rindow. With ``mask_zero=True`` index 0 is padding: the output carries the mask
+    ``inputs != 0`` (``out.mask``, also :meth:`compute_mask`) for later layers (then
+    ``input_dim`` must count index 0).
     ``input_length`` (Rindow) fixes the sample shape to ``(input_length,)``.
     """
 
@@ -64,13 +66,18 @@ class Embedding(Layer):
                 bad = lo if lo < 0 else hi
                 raise OpValueError(f"{self.name}: index {bad} is out of range [0, {self.input_dim}) "
                                    f"(input_dim={self.input_dim})")
-        return gatherb_p.apply(self.embeddings, indices, batch=0, outer=0, inner=0)
+        out = gatherb_p.apply(self.embeddings, indices, batch=0, outer=0, inner=0)
+        if self.mask_zero:
+            out.mask = self.compute_mask(indices)
+        return out
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Variable | None:
-        """``inputs != 0`` as a bool Variable with ``mask_zero``, else None."""
+        """``inputs != 0`` as a bool Variable with ``mask_zero`` (an op: a compiled Function
+        computes it from each call's indices), else None. The output of the layer carries it
+        as ``out.mask``."""
         if not self.mask_zero:
             return None
-        return wrap(np.not_equal(np.asarray(value_of(inputs)), 0))
+        return not_equal_p.apply2(inputs, 0)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return tuple(input_shape) + (self.output_dim,)

@@ -11,6 +11,7 @@ from typing import Any
 from ...errors import OpValueError
 from ...ops.elementwise import add_p
 from ...ops.shape import concat_p
+from ._masks import time_concatenated_mask
 from ._util import full_axes, shape_list
 from .base import Layer
 
@@ -27,6 +28,8 @@ def _multi_input_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
 class Concatenate(Layer):
     """Join a list of inputs along ``axis`` (of the full shape, batch axis 0; default -1).
     All other dimensions must agree."""
+
+    supports_masking = True
 
     def __init__(self, axis: int = -1, **kwargs: Any) -> None:
         super().__init__(**_multi_input_kwargs(kwargs))
@@ -65,7 +68,10 @@ class Concatenate(Layer):
         return tuple(out)
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
-        return concat_p.apply(*inputs, axis=self._axis)
+        out = concat_p.apply(*inputs, axis=self._axis)
+        if self._axis == 1:  # joined in time: so are the masks (the others' masks are merged)
+            out.mask = time_concatenated_mask(inputs)
+        return out
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -76,6 +82,8 @@ class Concatenate(Layer):
 class Add(Layer):
     """The elementwise sum of a list of inputs (at least two; shapes must agree or
     broadcast, as in Keras 3)."""
+
+    supports_masking = True
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**_multi_input_kwargs(kwargs))

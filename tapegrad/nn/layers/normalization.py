@@ -17,6 +17,8 @@ from .base import Layer
 class _Normalization(Layer):
     """Shared parts: the feature axes, weight shapes and broadcasting."""
 
+    supports_masking = True
+
     def __init__(
         self,
         axis: Any,

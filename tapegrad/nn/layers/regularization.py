@@ -25,6 +25,8 @@ class Dropout(Layer):
     the ``dropout_mask`` primitive, so a compiled graph draws a new one on every run.
     """
 
+    supports_masking = True
+
     def __init__(self, rate: float, noise_shape: Any = None, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         try:
