@@ -58,6 +58,7 @@ _LAZY = {
     "load_model": ("tapegrad.nn.models", "load_model"),
     "register_model": ("tapegrad.nn.models", "register_model"),
     "set_seed": ("tapegrad.nn.random", "set_seed"),
+    "distributed": ("tapegrad.distributed", None),
 }
 
 
