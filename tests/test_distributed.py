@@ -453,3 +453,13 @@ def test_draining_waits_until_a_pipe_is_read():
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def test_the_bucket_cap_can_be_set_from_the_environment(monkeypatch):
+    monkeypatch.setattr(buckets, "_default", None)
+    monkeypatch.setenv("TAPEGRAD_MPI_BUCKET_MB", "0.5")
+    assert buckets.default_averager().bucket_bytes == 1 << 19
+    monkeypatch.setattr(buckets, "_default", None)
+    monkeypatch.setenv("TAPEGRAD_MPI_BUCKET_MB", "many")
+    with pytest.raises(OpValueError, match="TAPEGRAD_MPI_BUCKET_MB must be a number of megabytes > 0, got 'many'"):
+        buckets.default_averager()

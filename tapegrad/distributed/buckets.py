@@ -271,8 +271,25 @@ _default: GradientAverager | None = None
 
 
 def default_averager() -> GradientAverager:
-    """The averager shared by the distributed tape, DistributedOptimizer and fit."""
+    """The averager shared by the distributed tape, DistributedOptimizer and fit; its cap
+    on a bucket's size is ``$TAPEGRAD_MPI_BUCKET_MB`` megabytes when set (see
+    docs/distributed.md: tens of MB pay on many nodes)."""
     global _default
     if _default is None:
-        _default = GradientAverager()
+        _default = GradientAverager(_bucket_bytes_from_environment())
     return _default
+
+
+def _bucket_bytes_from_environment() -> int | None:
+    import os
+
+    value = os.environ.get("TAPEGRAD_MPI_BUCKET_MB")
+    if value is None:
+        return None
+    try:
+        megabytes = float(value)
+    except ValueError:
+        megabytes = -1.0
+    if not megabytes > 0:
+        raise OpValueError(f"TAPEGRAD_MPI_BUCKET_MB must be a number of megabytes > 0, got {value!r}")
+    return max(1, int(megabytes * (1 << 20)))

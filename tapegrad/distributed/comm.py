@@ -21,6 +21,55 @@ class DistributedError(RuntimeError):
     """The MPI environment cannot run what was asked (no mpi4py under mpirun, ...)."""
 
 
+# While non-blocking sums are in flight, a helper thread lets MPI progress them every
+# PROGRESS_SECONDS (TAPEGRAD_MPI_PROGRESS=0 turns it off): MPICH moves a collective on only
+# inside MPI calls, and during backprop the main thread is in NumPy (which releases the
+# GIL in its large operations) between one gradient and the next, for milliseconds.
+PROGRESS_SECONDS = 0.001
+
+
+class _Progress:
+    """The helper thread: calls ``MPI_Iprobe`` on the communicator (a call that runs
+    MPI's progress engine and touches no request) while :meth:`busy`."""
+
+    def __init__(self, comm: Any, mpi: Any, interval: float) -> None:
+        import threading
+
+        self._wanted = threading.Event()
+        self._interval = interval
+        self._probe = comm.Iprobe
+        self._source, self._tag = mpi.ANY_SOURCE, mpi.ANY_TAG
+        threading.Thread(target=self._run, name="tapegrad-mpi-progress", daemon=True).start()
+
+    def _run(self) -> None:
+        import time
+
+        wanted, probe, source, tag, interval = self._wanted, self._probe, self._source, self._tag, self._interval
+        while True:
+            wanted.wait()
+            probe(source, tag)
+            time.sleep(interval)
+
+    def busy(self) -> None:
+        self._wanted.set()
+
+    def idle(self) -> None:
+        self._wanted.clear()
+
+
+def _progress_interval() -> float:
+    import os
+
+    value = os.environ.get("TAPEGRAD_MPI_PROGRESS")
+    if value is None:
+        return PROGRESS_SECONDS
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        raise DistributedError(f"TAPEGRAD_MPI_PROGRESS must be a number of seconds (0: no progress thread), "
+                               f"got {value!r}") from None
+
+
 class Communicator:
     """What tapegrad.distributed needs of MPI: in-place sums (blocking or not), buffer and
     object broadcasts, an object allgather, and abort. ``rank`` and ``size`` are ints."""
@@ -33,6 +82,10 @@ class Communicator:
         self._ops = {"sum": mpi.SUM, "max": mpi.MAX, "min": mpi.MIN, "prod": mpi.PROD}
         self._waitall = mpi.Request.Waitall
         self._testall = mpi.Request.Testall
+        interval = _progress_interval()
+        self._progress: _Progress | None = None
+        if self.size > 1 and interval > 0 and mpi.Query_thread() == mpi.THREAD_MULTIPLE:
+            self._progress = _Progress(comm, mpi, interval)
 
     @property
     def mpi_comm(self) -> Any:
@@ -41,7 +94,10 @@ class Communicator:
 
     def start_sum(self, buffer: np.ndarray) -> Any:
         """Start summing ``buffer`` over the ranks in place (non-blocking); returns a request."""
-        return self._comm.Iallreduce(self._mpi.IN_PLACE, buffer, self._mpi.SUM)
+        request = self._comm.Iallreduce(self._mpi.IN_PLACE, buffer, self._mpi.SUM)
+        if self._progress is not None:
+            self._progress.busy()
+        return request
 
     def test_all(self, requests: list) -> bool:
         """Let MPI progress the requests (MPICH progresses only inside MPI calls)."""
@@ -49,6 +105,8 @@ class Communicator:
 
     def wait_all(self, requests: list) -> None:
         self._waitall(requests)
+        if self._progress is not None:
+            self._progress.idle()
 
     def reduce_in_place(self, buffer: np.ndarray, op: str) -> None:
         self._comm.Allreduce(self._mpi.IN_PLACE, buffer, self._ops[op])
