@@ -463,3 +463,20 @@ def test_the_bucket_cap_can_be_set_from_the_environment(monkeypatch):
     monkeypatch.setenv("TAPEGRAD_MPI_BUCKET_MB", "many")
     with pytest.raises(OpValueError, match="TAPEGRAD_MPI_BUCKET_MB must be a number of megabytes > 0, got 'many'"):
         buckets.default_averager()
+
+
+def test_fit_refuses_a_dataset_sharded_already():
+    from tapegrad.distributed.fit import support
+
+    nn = tapegrad.NeuralNetworks()
+    model = _mlp(nn, 1)
+    model.compile(optimizer="sgd", loss="mse")
+    ids = np.arange(6.0)
+    sharded = sharding.ShardedArrays(nn.data.NDArrayDataset(ids[:, None], tests=ids, batch_size=2), _ranks(2)[0])
+
+    class Cast:  # what fit hands over: the user's dataset, wrapped
+        dataset = sharded
+
+    with pytest.raises(OpValueError, match=r"fit: x is the result of tapegrad.distributed.shard\(\); under mpirun "
+                                           r"fit shards by itself"):
+        support().prepare(model, Cast(), 0)

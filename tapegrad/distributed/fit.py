@@ -174,6 +174,9 @@ class FitSupport:
 
         world = _comm.world()
         inner = getattr(train, "dataset", None)  # a user's dataset, wrapped to cast its floats
+        if isinstance(inner, (sharding.ShardedArrays, sharding.ShardedBatches)):
+            raise OpValueError("fit: x is the result of tapegrad.distributed.shard(); under mpirun fit shards by "
+                               "itself: pass the dataset (or the arrays) unsharded")
         arrays = train if isinstance(train, NDArrayDataset) else inner if isinstance(inner, NDArrayDataset) else None
         if arrays is not None and arrays.dataset_size() < world.size:
             raise OpValueError(f"fit: {world.size} ranks need at least {world.size} training samples, got "
