@@ -130,6 +130,16 @@ def test_fit_on_two_ranks_equals_one_process_with_twice_the_batch(jobs, jit):
             np.testing.assert_allclose(history[key], values, rtol=1e-12, err_msg=key)
 
 
+def test_fit_on_a_dataset_deals_its_batches_to_the_ranks(jobs):
+    """A plain iterable of 5 batches: each step trains on a pair of batches, one per rank,
+    weighted by their sizes (the last step on rank 0's batch alone): like one process on
+    the pairs merged."""
+    _, directory = jobs
+    expected = scenarios.dataset_fit(merged=True)
+    for out in ranks(directory, "main"):
+        assert_same(weights(out, "dataset_w"), expected)
+
+
 def test_progress_logs_and_checkpoints_come_from_rank_0_only(jobs):
     done, directory = jobs
     stdout = done["main"].stdout

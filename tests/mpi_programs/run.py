@@ -83,6 +83,7 @@ def main(directory: Path) -> None:
         out.update({f"fit_{jit}_w{i}": w for i, w in enumerate(weights)})
         out[f"fit_{jit}_saved"] = np.array(len(ckpt.saved))
     (directory / f"main-histories-rank{dist.rank()}.json").write_text(json.dumps(histories))
+    out.update({f"dataset_w{i}": w for i, w in enumerate(scenarios.dataset_fit(merged=False))})
     weights = scenarios.checkpointed_fit(directory / "full", scenarios.BATCH, epochs=4)
     out.update({f"full_w{i}": w for i, w in enumerate(weights)})
     np.savez(directory / f"main-rank{dist.rank()}.npz", **out)

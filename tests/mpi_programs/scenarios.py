@@ -86,3 +86,33 @@ def custom_loop(distributed: bool, averaging_tape: bool, epochs: int = 2):
             optimizer.update(params, tape.gradient(loss, params))
     averagings = optimizer.averager.steps - start if distributed else 0
     return m.get_weights(), averagings
+
+
+class Batches:
+    """A plain iterable dataset: ``count`` batches of the 33 samples (the last one short),
+    or, ``merged``, the concatenation of each pair (what a step of 2 ranks dealing them
+    round-robin trains on)."""
+
+    def __init__(self, merged: bool, count: int = 5) -> None:
+        x, y = data()
+        cuts = np.linspace(0, len(x), count + 1).astype(int)
+        parts = [(x[a:b], y[a:b]) for a, b in zip(cuts, cuts[1:])]
+        if merged:
+            parts = [(np.concatenate([p[0] for p in pair]), np.concatenate([p[1] for p in pair]))
+                     for pair in (parts[i:i + N_RANKS] for i in range(0, len(parts), N_RANKS))]
+        self.parts = parts
+
+    def __len__(self) -> int:
+        return len(self.parts)
+
+    def __iter__(self):
+        return iter(self.parts)
+
+
+def dataset_fit(merged: bool):
+    """fit (compiled) on a plain iterable of 5 batches: on 2 ranks the third step has one
+    batch only (rank 1 has none). Returns the weights."""
+    nn = tapegrad.NeuralNetworks(dtype="float64")
+    m = model(nn, True)
+    m.fit(Batches(merged), epochs=2, verbose=0)
+    return m.get_weights()
