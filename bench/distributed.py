@@ -6,7 +6,7 @@ pass saves; and the latency and bandwidth of an allreduce here, for the cost mod
 docs/distributed.md.
 
     python bench/distributed.py                  # both layouts, prints a table and JSON lines
-    python bench/distributed.py --steps 20 --repeats 9
+    python bench/distributed.py --steps 20 --repeats 9 --rounds 5
 
 On the 2 ranks (``mpirun -np 2``, OMP/OPENBLAS_NUM_THREADS=1, optimizer threads 1), per
 step, median over ``repeats`` blocks of ``steps`` steps (all ranks start each block
@@ -200,13 +200,14 @@ def single_worker(args) -> None:
 
 
 def fit_line(sweep: list[tuple[int, float]]) -> tuple[float, float]:
-    """Least squares t = a + b * bytes over the sweep (relative errors: each point weighs alike)."""
-    sizes = np.array([s for s, _ in sweep], float)
-    times = np.array([t for _, t in sweep])
-    weights = 1.0 / times
-    design = np.stack([np.ones_like(sizes), sizes], axis=1) * weights[:, None]
-    (a, b), *_ = np.linalg.lstsq(design, times * weights, rcond=None)
-    return float(a), float(b)
+    """The model t = a + bytes * b: a is the time of the smallest allreduce (the latency
+    term), b the least-squares slope over the sizes of 1 MB and more (the bandwidth term)."""
+    a = sweep[0][1]
+    large = [(s, t) for s, t in sweep if s >= 1 << 20]
+    sizes = np.array([s for s, _ in large], float)
+    times = np.array([t for _, t in large])
+    b = float(np.polyfit(sizes, times, 1)[0])
+    return float(a), b
 
 
 def launcher() -> list[str]:
@@ -218,6 +219,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=20, help="steps per timed block")
     ap.add_argument("--repeats", type=int, default=7, help="timed blocks per figure")
+    ap.add_argument("--rounds", type=int, default=3, help="jobs per layout, run in alternation")
     ap.add_argument("--rank-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--single-worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -230,25 +232,36 @@ def main() -> int:
     common = ["--steps", str(args.steps), "--repeats", str(args.repeats)]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
     one_thread = dict(env, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    ranks = subprocess.run([*launcher(), sys.executable, __file__, "--rank-worker", *common], capture_output=True,
-                           text=True, env=one_thread, check=True)
-    quiet = subprocess.run([*launcher(), sys.executable, __file__, "--rank-worker", *common], capture_output=True,
-                           text=True, env=dict(one_thread, TAPEGRAD_MPI_PROGRESS="0"), check=True)
-    single = subprocess.run([sys.executable, __file__, "--single-worker", *common], capture_output=True, text=True,
-                            env=dict(env, OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2"), check=True)
-    r = json.loads(ranks.stdout.strip().splitlines()[-1])
-    q = json.loads(quiet.stdout.strip().splitlines()[-1])
-    s = json.loads(single.stdout.strip().splitlines()[-1])
-    ms = r["ms"]
-    one = {int(k): v for k, v in s["ms"].items()}
+    jobs = {
+        "ranks": ([*launcher(), sys.executable, __file__, "--rank-worker", *common], one_thread),
+        "quiet": ([*launcher(), sys.executable, __file__, "--rank-worker", *common],
+                  dict(one_thread, TAPEGRAD_MPI_PROGRESS="0")),
+        "single": ([sys.executable, __file__, "--single-worker", *common],
+                   dict(env, OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2")),
+    }
+    records: dict[str, list[dict]] = {name: [] for name in jobs}
+    for _ in range(args.rounds):  # the layouts in alternation, so that the host's noise falls on all alike
+        for name, (command, job_env) in jobs.items():
+            done = subprocess.run(command, capture_output=True, text=True, env=job_env, check=True)
+            records[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+
+    def median_ms(name: str) -> dict:
+        keys = records[name][0]["ms"]
+        return {k: statistics.median(rec["ms"][k] for rec in records[name]) for k in keys}
+
+    r = dict(records["ranks"][-1])
+    ms, mq = median_ms("ranks"), median_ms("quiet")
+    one = {int(k): v for k, v in median_ms("single").items()}
+    r["sweep"] = [(size, statistics.median(rec["sweep"][i][1] for rec in records["ranks"]))
+                  for i, (size, _) in enumerate(r["sweep"])]
     a, b = fit_line(r["sweep"])
     gradient_bytes = 4 * sum(i * o + o for i, o in zip(SIZES[:-1], SIZES[1:]))
+    print(f"medians over {args.rounds} rounds of fresh jobs, in alternation")
     print("2 ranks x 1 BLAS thread, batch 512 per rank (1024 samples per step), ms per step:")
     for name in RANK_VARIANTS:
         print(f"  {name:10s} {ms[name]:8.3f}")
     print(f"  exposed communication: overlap {ms['overlap'] - ms['local']:.3f}, after {ms['after'] - ms['local']:.3f}; "
           f"the overlap saves {ms['after'] - ms['overlap']:.3f} ms per step")
-    mq = q["ms"]
     print(f"  without the progress thread (TAPEGRAD_MPI_PROGRESS=0): local {mq['local']:.3f}, overlap "
           f"{mq['overlap']:.3f}, after {mq['after']:.3f}: the overlap saves {mq['after'] - mq['overlap']:.3f} ms")
     print(f"  buckets (bytes, in the order they start): {r['buckets_bytes']}")
@@ -262,9 +275,8 @@ def main() -> int:
           f"(measured: mpi {ms['mpi']:.3f}, allreduce {ms['allreduce']:.3f})")
     for size, t in r["sweep"]:
         print(f"    {size:>10,d} B  {t * 1e6:10.1f} us  (model {1e6 * (a + b * size):10.1f} us)")
-    print(json.dumps(r))
-    print(json.dumps(dict(q, progress_thread=False)))
-    print(json.dumps(s))
+    print(json.dumps({"ranks": records["ranks"], "no_progress_thread": records["quiet"],
+                      "single": records["single"]}))
     return 0
 
 
