@@ -20,6 +20,9 @@ together; the slower rank's figure is kept):
   allreduce  the averaging alone on ready gradients (copy in, sums, divide)
   mpi        one blocking MPI Allreduce of the 269,322 float32 gradients (1.08 MB)
 
+and, for the variants that average, the time spent waiting for the sums after the last
+gradient was in: the communication the step did not hide.
+
 The rank layout runs twice: with tapegrad's MPI progress thread (the default) and without
 (TAPEGRAD_MPI_PROGRESS=0), for what the overlap saves either way.
 
@@ -50,7 +53,7 @@ PER_RANK = 512
 RANK_VARIANTS = ["local", "overlap", "after", "compiled", "allreduce", "mpi"]
 
 
-def build_mlp(batch_size: int, seed_data: int = 7):
+def build_mlp(batch_size: int):
     import tapegrad
 
     nn = tapegrad.NeuralNetworks()
@@ -76,9 +79,8 @@ def build_mlp(batch_size: int, seed_data: int = 7):
 
 
 def rank_steps() -> dict:
-    """The step functions of the rank layout, by variant."""
+    """The step functions of the rank layout and the averager each averages with, by variant."""
     import tapegrad.distributed as dist
-    from tapegrad.distributed import buckets
 
     steps = {}
     nn, g, params, forward, x, y = build_mlp(PER_RANK)
@@ -88,28 +90,31 @@ def rank_steps() -> dict:
         with g.GradientTape() as tape:
             loss = forward(x, y)
         optimizer.update(params, tape.gradient(loss, params))
-    steps["local"] = local
+    steps["local"] = (local, None)
 
     nn, g, params_o, forward_o, x, y = build_mlp(PER_RANK)
-    averaged = dist.DistributedOptimizer(nn.optimizers.Adam())
+    averager_o = dist.GradientAverager()
+    averaged = dist.DistributedOptimizer(nn.optimizers.Adam(), averager=averager_o)
 
     def overlap():
-        with dist.GradientTape() as tape:
+        with dist.GradientTape(averager=averager_o) as tape:
             loss = forward_o(x, y)
         averaged.update(params_o, tape.gradient(loss, params_o))
-    steps["overlap"] = overlap
+    steps["overlap"] = (overlap, averager_o)
 
     nn, g, params_a, forward_a, x, y = build_mlp(PER_RANK)
-    averaged_after = dist.DistributedOptimizer(nn.optimizers.Adam())
+    averager_a = dist.GradientAverager()
+    averaged_after = dist.DistributedOptimizer(nn.optimizers.Adam(), averager=averager_a)
 
     def after():
         with g.GradientTape() as tape:
             loss = forward_a(x, y)
         averaged_after.update(params_a, tape.gradient(loss, params_a))
-    steps["after"] = after
+    steps["after"] = (after, averager_a)
 
     nn, g, params_c, forward_c, x, y = build_mlp(PER_RANK)
-    averaged_c = dist.DistributedOptimizer(nn.optimizers.Adam())
+    averager_c = dist.GradientAverager()
+    averaged_c = dist.DistributedOptimizer(nn.optimizers.Adam(), averager=averager_c)
 
     def compiled_step(xb, yb):
         with g.GradientTape() as tape:
@@ -117,15 +122,15 @@ def rank_steps() -> dict:
         averaged_c.update(params_c, tape.gradient(loss, params_c))
         return loss
     compiled = g.Function(compiled_step)
-    steps["compiled"] = lambda: compiled(x, y)
+    steps["compiled"] = (lambda: compiled(x, y), averager_c)
 
-    averager = buckets.default_averager()
+    averager = dist.GradientAverager()
     ready = [np.full(p.shape, 1e-3, p.dtype) for p in params]
-    steps["allreduce"] = lambda: averager.average(params, ready)
+    steps["allreduce"] = (lambda: averager.average(params, ready), averager)
 
     world = dist.init()
     flat = np.ones(sum(p.value().size for p in params), np.float32)
-    steps["mpi"] = lambda: world.reduce_in_place(flat, "sum")
+    steps["mpi"] = (lambda: world.reduce_in_place(flat, "sum"), None)
     return steps
 
 
@@ -144,20 +149,28 @@ def rank_worker(args) -> None:
     world = dist.init()
     set_num_threads(1)  # one core per rank
     steps = rank_steps()
-    for fn in steps.values():  # warm up (and trace the compiled step)
+    for fn, _ in steps.values():  # warm up (and trace the compiled step)
         for _ in range(3):
             fn()
     samples = {name: [] for name in steps}
+    waits = {name: [] for name, (_, averager) in steps.items() if averager is not None}
     for _ in range(args.repeats):
-        for name, fn in steps.items():
+        for name, (fn, averager) in steps.items():
+            waited = averager.waited if averager is not None else 0.0
             samples[name].append(timed(fn, args.steps, world))
+            if averager is not None:
+                waits[name].append((averager.waited - waited) / args.steps)
     medians = {name: statistics.median(v) for name, v in samples.items()}
+    wait_medians = {name: statistics.median(v) for name, v in waits.items()}
     slowest = {name: max(values) for name, values in zip(medians, zip(*world.allgather(list(medians.values()))))}
+    longest_wait = {name: max(values)
+                    for name, values in zip(wait_medians, zip(*world.allgather(list(wait_medians.values()))))}
     sweep = allreduce_sweep(world, args.repeats)
     buckets_bytes = dist.GradientAverager().plan(build_mlp(1)[2]).bucket_bytes
     if world.rank == 0:
         print(json.dumps({"bench": "distributed", "layout": "2 ranks x 1 thread", "batch_per_rank": PER_RANK,
-                          "ms": {k: v * 1e3 for k, v in slowest.items()}, "sweep": sweep,
+                          "ms": {k: v * 1e3 for k, v in slowest.items()},
+                          "wait_ms": {k: v * 1e3 for k, v in longest_wait.items()}, "sweep": sweep,
                           "buckets_bytes": buckets_bytes}), flush=True)
 
 
@@ -201,9 +214,10 @@ def single_worker(args) -> None:
 
 def fit_line(sweep: list[tuple[int, float]]) -> tuple[float, float]:
     """The model t = a + bytes * b: a is the time of the smallest allreduce (the latency
-    term), b the least-squares slope over the sizes of 1 MB and more (the bandwidth term)."""
+    term), b the least-squares slope over 256 KB to 4 MB, around the MLP's 1.08 MB (the
+    bandwidth term; larger buffers leave the caches and go at memory speed)."""
     a = sweep[0][1]
-    large = [(s, t) for s, t in sweep if s >= 1 << 20]
+    large = [(s, t) for s, t in sweep if 1 << 18 <= s <= 1 << 22]
     sizes = np.array([s for s, _ in large], float)
     times = np.array([t for _, t in large])
     b = float(np.polyfit(sizes, times, 1)[0])
@@ -245,9 +259,9 @@ def main() -> int:
             done = subprocess.run(command, capture_output=True, text=True, env=job_env, check=True)
             records[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
 
-    def median_ms(name: str) -> dict:
-        keys = records[name][0]["ms"]
-        return {k: statistics.median(rec["ms"][k] for rec in records[name]) for k in keys}
+    def median_ms(name: str, field: str = "ms") -> dict:
+        keys = records[name][0][field]
+        return {k: statistics.median(rec[field][k] for rec in records[name]) for k in keys}
 
     r = dict(records["ranks"][-1])
     ms, mq = median_ms("ranks"), median_ms("quiet")
@@ -260,10 +274,14 @@ def main() -> int:
     print("2 ranks x 1 BLAS thread, batch 512 per rank (1024 samples per step), ms per step:")
     for name in RANK_VARIANTS:
         print(f"  {name:10s} {ms[name]:8.3f}")
-    print(f"  exposed communication: overlap {ms['overlap'] - ms['local']:.3f}, after {ms['after'] - ms['local']:.3f}; "
+    wait, wq = median_ms("ranks", "wait_ms"), median_ms("quiet", "wait_ms")
+    print(f"  step minus local: overlap {ms['overlap'] - ms['local']:.3f}, after {ms['after'] - ms['local']:.3f}; "
           f"the overlap saves {ms['after'] - ms['overlap']:.3f} ms per step")
+    print(f"  waiting for the sums once the last gradient is in: overlap {wait['overlap']:.3f}, after "
+          f"{wait['after']:.3f}, compiled {wait['compiled']:.3f}, allreduce alone {wait['allreduce']:.3f}")
     print(f"  without the progress thread (TAPEGRAD_MPI_PROGRESS=0): local {mq['local']:.3f}, overlap "
-          f"{mq['overlap']:.3f}, after {mq['after']:.3f}: the overlap saves {mq['after'] - mq['overlap']:.3f} ms")
+          f"{mq['overlap']:.3f}, after {mq['after']:.3f} (the overlap saves {mq['after'] - mq['overlap']:.3f} ms); "
+          f"waiting: overlap {wq['overlap']:.3f}, after {wq['after']:.3f}")
     print(f"  buckets (bytes, in the order they start): {r['buckets_bytes']}")
     print("1 process x 2 BLAS threads, ms per step:")
     for size, value in one.items():

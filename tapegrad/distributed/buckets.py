@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import sys
+from time import perf_counter
 from typing import Any, Sequence
 
 import numpy as np
@@ -148,7 +149,9 @@ class AveragingStep:
     """One averaging of a list of gradients: ``put(i, gradient)`` for each position as it
     becomes available (any order; None for no gradient), then ``finish(loss)``."""
 
-    def __init__(self, plan: _Plan, buffers: _BufferSet, weight: float, world: Any, owner: str) -> None:
+    def __init__(self, plan: _Plan, buffers: _BufferSet, weight: float, world: Any, owner: str,
+                 averager: GradientAverager | None = None) -> None:
+        self._averager = averager
         self._plan = plan
         self._set = buffers
         self._weight = float(weight)
@@ -212,7 +215,10 @@ class AveragingStep:
         if loss is not None:
             header[1] = self._weight * loss if self._weight else 0.0
         self._requests.append(self._world.start_sum(header))
+        start = perf_counter()
         self._world.wait_all(self._requests)
+        if self._averager is not None:
+            self._averager.waited += perf_counter() - start
         self._requests = []
         total = float(header[0])
         if not total > 0.0:
@@ -230,7 +236,8 @@ class AveragingStep:
 class GradientAverager:
     """Averages lists of gradients over the ranks (see the module docstring).
     ``bucket_bytes`` caps a bucket's size (None: about a quarter of the gradients, between
-    256 KiB and 4 MiB). ``steps`` counts the averagings done."""
+    256 KiB and 4 MiB). ``steps`` counts the averagings done, ``waited`` the seconds spent
+    waiting for their sums after the last gradient was in (the communication not hidden)."""
 
     def __init__(self, bucket_bytes: int | None = None) -> None:
         if bucket_bytes is not None and (isinstance(bucket_bytes, bool) or not isinstance(bucket_bytes, int)
@@ -239,6 +246,7 @@ class GradientAverager:
         self.bucket_bytes = bucket_bytes
         self._plans: dict[tuple, _Plan] = {}
         self.steps = 0
+        self.waited = 0.0
 
     def plan(self, params: Sequence[Variable]) -> _Plan:
         key = tuple((p._value.shape, p._value.dtype) for p in params)
@@ -254,7 +262,7 @@ class GradientAverager:
         ``weight`` times (see the module docstring)."""
         plan = self.plan(params)
         self.steps += 1
-        return AveragingStep(plan, plan.acquire(), weight, _comm.world(), owner)
+        return AveragingStep(plan, plan.acquire(), weight, _comm.world(), owner, self)
 
     def average(self, params: Sequence[Variable], grads: Sequence[Any], weight: float = 1.0,
                 loss: float | None = None, owner: str = "tapegrad.distributed") -> tuple[list, float, float]:

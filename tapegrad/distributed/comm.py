@@ -25,7 +25,7 @@ class DistributedError(RuntimeError):
 # PROGRESS_SECONDS (TAPEGRAD_MPI_PROGRESS=0 turns it off): MPICH moves a collective on only
 # inside MPI calls, and during backprop the main thread is in NumPy (which releases the
 # GIL in its large operations) between one gradient and the next, for milliseconds.
-PROGRESS_SECONDS = 0.001
+PROGRESS_SECONDS = 0.0002
 
 
 class _Progress:

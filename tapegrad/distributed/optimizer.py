@@ -26,17 +26,20 @@ from . import buckets
 class DistributedOptimizer:
     """Wraps an optimizer so that ``update(params, grads)`` averages ``grads`` over the
     ranks first (see the module docstring). Every rank must update the same parameters
-    in the same order. ``bucket_bytes`` caps a bucket (None: automatic)."""
+    in the same order. ``bucket_bytes`` caps a bucket (None: automatic); ``averager``
+    (a :class:`~tapegrad.distributed.GradientAverager`) replaces the shared one."""
 
-    def __init__(self, optimizer: Any, *, bucket_bytes: int | None = None) -> None:
+    def __init__(self, optimizer: Any, *, bucket_bytes: int | None = None,
+                 averager: buckets.GradientAverager | None = None) -> None:
         if isinstance(optimizer, DistributedOptimizer):
             raise OpTypeError("DistributedOptimizer: the optimizer is a DistributedOptimizer already")
         if not callable(getattr(optimizer, "update", None)):
             raise OpTypeError(f"DistributedOptimizer: expects an optimizer (with update(params, grads)), got "
                               f"{type(optimizer).__name__}")
         self.__dict__["optimizer"] = optimizer
-        self.__dict__["_averager"] = (buckets.GradientAverager(bucket_bytes) if bucket_bytes is not None
-                                      else buckets.default_averager())
+        if averager is None:
+            averager = buckets.default_averager() if bucket_bytes is None else buckets.GradientAverager(bucket_bytes)
+        self.__dict__["_averager"] = averager
 
     # -- everything else is the wrapped optimizer's ------------------------------------------
     def __getattr__(self, name: str) -> Any:
