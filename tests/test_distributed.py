@@ -480,3 +480,16 @@ def test_fit_refuses_a_dataset_sharded_already():
     with pytest.raises(OpValueError, match=r"fit: x is the result of tapegrad.distributed.shard\(\); under mpirun "
                                            r"fit shards by itself"):
         support().prepare(model, Cast(), 0)
+
+
+def test_the_progress_thread_runs_across_machines_unless_the_environment_says(monkeypatch):
+    from tapegrad.distributed import comm
+
+    monkeypatch.delenv("TAPEGRAD_MPI_PROGRESS", raising=False)
+    assert comm._progress_interval(lambda: True) == comm.PROGRESS_SECONDS
+    assert comm._progress_interval(lambda: False) == 0.0
+    monkeypatch.setenv("TAPEGRAD_MPI_PROGRESS", "0.001")
+    assert comm._progress_interval(lambda: False) == 0.001
+    monkeypatch.setenv("TAPEGRAD_MPI_PROGRESS", "often")
+    with pytest.raises(dist.DistributedError, match="TAPEGRAD_MPI_PROGRESS must be a number of seconds"):
+        comm._progress_interval(lambda: True)

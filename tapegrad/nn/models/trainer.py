@@ -180,7 +180,9 @@ class Trainer:
         holds out that fraction of the arrays (the last samples, before shuffling).
         ``verbose``: 0 silent, 1 a progress bar per epoch, 2 one line per epoch.
         Stops early when a callback sets ``model.stop_training``. A NaN or infinite loss
-        stops training at that batch (see the module docstring).
+        stops training at that batch (see the module docstring). Launched by ``mpirun`` on
+        several ranks, ``fit`` trains data-parallel, ``batch_size`` per rank
+        (:mod:`tapegrad.distributed.fit`, docs/distributed.md).
         """
         from . import progress
         from .callbacks import CallbackList, TerminateOnNaN
