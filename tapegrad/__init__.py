@@ -25,6 +25,15 @@ from .ops import *  # noqa: F403
 
 __version__ = "0.1.0"
 
+# Launched by mpirun: an uncaught exception on one rank ends the whole job, also before
+# tapegrad.distributed has started MPI (tapegrad/distributed/faults.py). This reads the
+# environment only; MPI is imported if such an exception happens.
+if not __import__("os").environ.keys().isdisjoint(
+        ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MV2_COMM_WORLD_SIZE")):
+    from .distributed import faults as _faults
+
+    _faults.install_before_init()
+
 # The neural-network package is imported on first use, so that `import tapegrad`
 # stays as cheap as `import numpy`.
 _LAZY = {

@@ -421,8 +421,14 @@ def test_the_data_parallel_fit_on_one_rank_is_the_plain_fit(jit):
 
 # -- the abort hook -------------------------------------------------------------------------
 def test_the_abort_hook_prints_the_error_then_aborts():
+    """Under mpirun, ``import tapegrad`` installs the hook for errors before MPI starts
+    (without importing MPI); init() replaces it by the one that aborts at once."""
+    env = plain_env()
+    env.update(PMI_SIZE="4", PMI_RANK="1")
     done = run_python("""
         import os, sys
+        import tapegrad
+        assert sys.excepthook._tapegrad_abort == "early" and "mpi4py" not in sys.modules
         from tapegrad.distributed import faults
 
         class World:
@@ -433,14 +439,16 @@ def test_the_abort_hook_prints_the_error_then_aborts():
 
         faults.install(World())
         faults.install(World())  # idempotent
+        assert sys.excepthook._tapegrad_abort == "started"
         print("before", flush=True)
         raise ValueError("rank failure")
-    """)
+    """, env)
     assert done.returncode == 7
     assert done.stdout.split() == ["before", "abort", "1"]
     assert "ValueError: rank failure" in done.stderr
     assert done.stderr.rstrip().endswith("tapegrad.distributed: rank 1 of 4 raised ValueError; aborting the job "
                                          "on every rank")
+    assert "before MPI started" not in done.stderr
 
 
 def test_draining_waits_until_a_pipe_is_read():

@@ -1,8 +1,9 @@
 """Data-parallel training on 2 MPI ranks (``mpirun -np 2``), compared with one process.
 
-Three jobs run tests/mpi_programs/run.py: ``main`` (collectives, sharding, custom loops,
+Four jobs run tests/mpi_programs/run.py: ``main`` (collectives, sharding, custom loops,
 fit eager and compiled, an uninterrupted checkpointed fit), ``crash`` (that fit, rank 1
-raising in its third epoch) and ``resume`` (from the crash's last checkpoint). The
+raising in its third epoch), ``resume`` (from the crash's last checkpoint) and ``early``
+(rank 1 raising before MPI started). The
 single-process references are computed here with the same scenarios."""
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ def jobs(tmp_path_factory):
     """The three jobs, run once: {mode: (CompletedProcess, directory)}."""
     directory = tmp_path_factory.mktemp("mpi")
     done = {}
-    for mode in ("main", "crash", "resume"):
+    for mode in ("main", "crash", "resume", "early"):
         done[mode] = mpi_launch.run(scenarios.N_RANKS, [RUN, mode, str(directory)], TIMEOUT)
-        if mode != "crash":
+        if mode in ("main", "resume"):
             assert done[mode].returncode == 0, done[mode].stderr[-3000:]
     return done, directory
 
@@ -163,6 +164,17 @@ def test_a_rank_that_raises_ends_the_job_with_its_error(jobs):
     assert "tapegrad.distributed: rank 1 of 2 raised RuntimeError; aborting the job on every rank" in crash.stderr
     assert "should not have" not in crash.stdout
     assert sorted(p.name for p in (directory / "crash").iterdir()) == ["ckpt-1.tgm", "ckpt-2.tgm"]
+
+
+def test_a_rank_that_raises_before_mpi_started_ends_the_job_too(jobs):
+    """Rank 1 raises right after ``import tapegrad``, rank 0 goes on into an allreduce: the
+    failing rank starts MPI (when rank 0 does) and aborts the job."""
+    done, _ = jobs
+    early = done["early"]
+    assert early.returncode != 0
+    assert "RuntimeError: early failure on rank 1" in early.stderr
+    assert "tapegrad.distributed: rank 1 of 2 raised RuntimeError; aborting the job on every rank" in early.stderr
+    assert "should not have" not in early.stdout
 
 
 def test_resuming_after_the_crash_gives_the_run_without_it(jobs):

@@ -25,6 +25,18 @@ def launched_size() -> int | None:
     return None
 
 
+def launched_rank() -> int | None:
+    """This process's rank as the launcher exported it (None when no launcher's variable is set)."""
+    for name in RANK_VARIABLES:
+        value = os.environ.get(name)
+        if value is not None:
+            try:
+                return int(value)
+            except ValueError:
+                continue
+    return None
+
+
 def launched_by_mpirun() -> bool:
     return launched_size() is not None
 

@@ -3,7 +3,8 @@ writes what it saw to ``<directory>/<mode>-rank<r>.npz`` (and prints what it is 
 
 Modes: ``main`` (collectives, sharding, custom loops, fit eager and compiled, the
 uninterrupted checkpointed run), ``crash`` (the checkpointed run, rank 1 raising in its
-third epoch), ``resume`` (the checkpointed run resumed from the crash's last checkpoint).
+third epoch), ``resume`` (the checkpointed run resumed from the crash's last checkpoint),
+``early`` (rank 1 raising before tapegrad.distributed started MPI).
 """
 
 from __future__ import annotations
@@ -107,6 +108,15 @@ def resume(directory: Path) -> None:
     np.savez(directory / f"resume-rank{dist.rank()}.npz", **{f"w{i}": w for i, w in enumerate(weights)})
 
 
+def early(directory: Path) -> None:
+    """Rank 1 raises before anything of tapegrad.distributed ran; rank 0 goes on to its first
+    collective."""
+    if dist._launch.launched_rank() == 1:
+        raise RuntimeError("early failure on rank 1")
+    print("rank 0 reached its allreduce", dist.allreduce(np.ones(2)), flush=True)
+    print("the early run finished: it should not have", flush=True)
+
+
 if __name__ == "__main__":
     mode, where = sys.argv[1], Path(sys.argv[2])
-    {"main": main, "crash": crash, "resume": resume}[mode](where)
+    {"main": main, "crash": crash, "resume": resume, "early": early}[mode](where)
