@@ -30,9 +30,9 @@ __version__ = "0.1.0"
 # environment only; MPI is imported if such an exception happens.
 if not __import__("os").environ.keys().isdisjoint(
         ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MV2_COMM_WORLD_SIZE")):
-    from .distributed import faults as _faults
+    from .distributed import early as _early
 
-    _faults.install_before_init()
+    _early.install_before_init()
 
 # The neural-network package is imported on first use, so that `import tapegrad`
 # stays as cheap as `import numpy`.

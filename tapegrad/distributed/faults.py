@@ -1,4 +1,5 @@
-"""A rank that raises ends the whole job, never a hang.
+"""A rank that raises ends the whole job, never a hang (after MPI started; before, see
+:mod:`.early`).
 
 An uncaught exception on one rank would leave the others waiting forever in their next
 collective. After :func:`install` (done by ``init()`` when there are several ranks) the
@@ -59,7 +60,7 @@ def drain_output() -> None:
     time.sleep(_FORWARD_SECONDS)
 
 
-def _announce(rank: int, size: int, kind: type[BaseException]) -> None:
+def announce(rank: int, size: int, kind: type[BaseException]) -> None:
     sys.stderr.write(f"tapegrad.distributed: rank {rank} of {size} raised {kind.__name__}; aborting the job on "
                      f"every rank\n")
 
@@ -75,7 +76,7 @@ def install(world: Any) -> None:
     def abort_on_exception(kind: type[BaseException], value: BaseException, tb: Any) -> None:
         try:
             previous(kind, value, tb)
-            _announce(world.rank, world.size, kind)
+            announce(world.rank, world.size, kind)
             drain_output()
         finally:
             try:
@@ -85,59 +86,3 @@ def install(world: Any) -> None:
 
     abort_on_exception._tapegrad_abort = "started"  # type: ignore[attr-defined]
     sys.excepthook = abort_on_exception
-
-
-def install_before_init() -> None:
-    """Under mpirun, before MPI is started (``import tapegrad`` does this): an uncaught
-    exception starts MPI, then aborts the job. Starting MPI waits until every rank starts it
-    too, which the other ranks do in their first collective (``fit``, ``init()``): the job
-    ends then, instead of those ranks waiting forever for this one. If they have not started
-    MPI after ``$TAPEGRAD_MPI_ABORT_WAIT`` seconds (default 120: a program that runs under
-    mpirun without using MPI), this rank exits alone."""
-    from . import _launch
-
-    size = _launch.launched_size()
-    if size is None or size < 2 or getattr(sys.excepthook, "_tapegrad_abort", None):
-        return
-    previous = sys.excepthook
-
-    def abort_on_early_exception(kind: type[BaseException], value: BaseException, tb: Any) -> None:
-        try:
-            previous(kind, value, tb)
-            wait = _abort_wait()
-            sys.stderr.write(f"tapegrad.distributed: rank {_launch.launched_rank()} of {size} raised {kind.__name__} "
-                             f"before MPI started; starting MPI to abort the job (this rank exits alone if the "
-                             f"others do not start MPI within {wait:g} s)\n")
-            drain_output()
-            world = _start_mpi(wait)
-            _announce(world.rank, world.size, kind)
-            drain_output()
-            world.abort(1)
-        finally:
-            os._exit(1)
-
-    abort_on_early_exception._tapegrad_abort = "early"  # type: ignore[attr-defined]
-    abort_on_early_exception._tapegrad_previous = previous  # type: ignore[attr-defined]
-    sys.excepthook = abort_on_early_exception
-
-
-def _abort_wait() -> float:
-    try:
-        return float(os.environ.get("TAPEGRAD_MPI_ABORT_WAIT", "120"))
-    except ValueError:
-        return 120.0
-
-
-def _start_mpi(wait: float) -> Any:
-    """Start MPI (it waits for the other ranks to start it too); exit with status 1 after
-    ``wait`` seconds. (Starting MPI holds the GIL: only faulthandler's C watchdog can
-    interrupt it.)"""
-    import faulthandler
-
-    from . import comm
-
-    quiet = open(os.devnull, "w")  # noqa: SIM115 - kept open until the process exits
-    faulthandler.dump_traceback_later(wait, exit=True, file=quiet)
-    world = comm.init()
-    faulthandler.cancel_dump_traceback_later()
-    return world
