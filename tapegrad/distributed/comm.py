@@ -71,8 +71,10 @@ def _progress_interval(several_machines: Callable[[], bool]) -> float:
     try:
         return max(0.0, float(value))
     except ValueError:
-        raise DistributedError(f"TAPEGRAD_MPI_PROGRESS must be a number of seconds (0: no progress thread), "
-                               f"got {value!r}") from None
+        from ..errors import OpValueError
+
+        raise OpValueError(f"TAPEGRAD_MPI_PROGRESS must be a number of seconds (0: no progress thread), "
+                           f"got {value!r}") from None
 
 
 class Communicator:
