@@ -25,6 +25,15 @@ from .ops import *  # noqa: F403
 
 __version__ = "0.1.0"
 
+# Launched by mpirun: an uncaught exception on one rank ends the whole job, also before
+# tapegrad.distributed has started MPI (tapegrad/distributed/faults.py). This reads the
+# environment only; MPI is imported if such an exception happens.
+if not __import__("os").environ.keys().isdisjoint(
+        ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MV2_COMM_WORLD_SIZE")):
+    from .distributed import early as _early
+
+    _early.install_before_init()
+
 # The neural-network package is imported on first use, so that `import tapegrad`
 # stays as cheap as `import numpy`.
 _LAZY = {
@@ -65,6 +74,7 @@ _LAZY = {
     "load_model": ("tapegrad.nn.models", "load_model"),
     "register_model": ("tapegrad.nn.models", "register_model"),
     "set_seed": ("tapegrad.nn.random", "set_seed"),
+    "distributed": ("tapegrad.distributed", None),
 }
 
 

@@ -10,6 +10,10 @@ from typing import Any, Iterable
 class Callback:
     """Base class of callbacks. Every event does nothing by default."""
 
+    # Under mpirun, fit runs a callback with this set on rank 0 only (ModelCheckpoint):
+    # see tapegrad.distributed.
+    main_rank_only: bool = False
+
     def __init__(self) -> None:
         self.model: Any = None
         self.params: dict[str, Any] = {}

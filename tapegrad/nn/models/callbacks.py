@@ -141,7 +141,10 @@ class ModelCheckpoint(Callback):
     e.g. ``"ckpt-{epoch:02d}-{val_loss:.2f}.tgm"``. With ``save_best_only`` a file is only
     written when ``monitor`` improves on the best value so far (or on
     ``initial_value_threshold``). ``save_freq="epoch"`` saves at epoch ends; an int saves
-    every that many batches. Every write is atomic (see :mod:`tapegrad.io`)."""
+    every that many batches. Every write is atomic (see :mod:`tapegrad.io`). Under
+    ``mpirun`` only rank 0 writes."""
+
+    main_rank_only = True
 
     def __init__(
         self,

@@ -71,6 +71,9 @@ class Trainer:
     history: History | None
     stop_training: bool
     _run: Callable[..., Any]  # model(inputs, training=..., trues=...), a list spread over call's inputs
+    # Data-parallel training (tapegrad.distributed) installs its gradient averaging here
+    # for the duration of a fit under mpirun; None otherwise.
+    _gradient_sync: Any = None
 
     def _require_compiled(self, what: str, need_loss: bool = True) -> None:
         if self.optimizer is None and what == "fit":
@@ -97,6 +100,13 @@ class Trainer:
             predictions = self._run(x, True, y if call_trues is None else call_trues)
             loss = self.compute_loss(y, predictions)
         value = float(loss._value)
+        sync = self._gradient_sync
+        if sync is not None:  # several ranks: loss and gradients averaged over them, during backprop
+            t = self._tracked()
+            value, grads = sync.gradients(tape, loss, t.trainable)
+            if value - value == 0.0:
+                self.optimizer.update(t.trainable, grads)
+            return value, predictions
         if value - value == 0.0:  # finite (NaN and inf give nan)
             t = self.__dict__["_tracking"]
             if t is None or not t.valid():
@@ -121,6 +131,9 @@ class Trainer:
         updated = [p for p, _ in pairs]
 
         def update(loss_value: Any, *grads: Any) -> None:
+            sync = self._gradient_sync
+            if sync is not None:  # several ranks: loss and gradients averaged over them first
+                loss_value, grads = sync.average(loss_value, grads, updated)
             if np.isfinite(loss_value):
                 self.optimizer.update(updated, list(grads))
 
@@ -175,12 +188,21 @@ class Trainer:
         targets whose result the loss and the metrics see instead (``call`` still gets the
         targets as they are); by default the model's own ``true_values_filter(trues)``
         method, if it defines one.
+        Launched by ``mpirun`` on several ranks, ``fit`` trains data-parallel, ``batch_size``
+        per rank (:mod:`tapegrad.distributed.fit`, docs/distributed.md).
         """
         from . import progress
         from .callbacks import CallbackList, TerminateOnNaN
         from .history import History
 
         self._require_compiled("fit")
+        parallel = _data_parallel()
+        if parallel is not None and parallel.outside(self):  # one of several MPI ranks: tapegrad.distributed
+            return parallel.fit(self, self.fit, {
+                "x": x, "y": y, "epochs": epochs, "batch_size": batch_size, "validation_data": validation_data,
+                "shuffle": shuffle, "verbose": verbose, "callbacks": callbacks,
+                "validation_split": validation_split, "initial_epoch": initial_epoch,
+                "true_values_filter": true_values_filter})
         verbose, batch_size = _verbosity(verbose, "fit"), _batch_size(batch_size)
         if not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise OpValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
@@ -189,6 +211,8 @@ class Trainer:
         trues_filter = self._trues_filter(true_values_filter, "fit")
         train, trues = data_adapter.make_dataset(x, y, self.dtype, batch_size, shuffle, "fit")
         self._check_trues(self._filtered(trues, trues_filter), "fit", "y")
+        if parallel is not None:  # rank 0's weights and optimizer state everywhere; this rank's shard
+            train = parallel.prepare(self, train, initial_epoch)
         val = None
         if validation_data is not None:
             val, val_trues = data_adapter.validation_dataset(validation_data, self.dtype, batch_size)
@@ -232,6 +256,8 @@ class Trainer:
                     stopped_by_nan = True
                     break
                 n = batch_len(xb)
+                if parallel is not None:  # the global batch's samples, targets and predictions
+                    n, yb, predictions = parallel.step_totals(yb, predictions, metrics)
                 total += loss * n
                 count += n
                 if metrics:
@@ -474,6 +500,18 @@ def _verbosity(verbose: Any, owner: str) -> int:
 
 def _batch_size(batch_size: Any) -> int:
     return 32 if batch_size is None else batch_size
+
+
+def _data_parallel() -> Any:
+    """tapegrad.distributed's support for fit when this process is one of several MPI
+    ranks (it reads the launcher's environment: no MPI import otherwise), else None."""
+    from ...distributed import _launch
+
+    if not _launch.several_ranks():
+        return None
+    from ...distributed.fit import support
+
+    return support()
 
 
 
