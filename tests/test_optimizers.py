@@ -14,13 +14,13 @@ import pytest
 
 import tapegrad as tg
 from tapegrad.nn import optimizers as O  # noqa: N812
-from tapegrad.nn.optimizers import base as opt_base
+from tapegrad.nn.optimizers import flat_engine
 
 # Shapes: a matrix, a vector, a 0-d scalar (kept as a NumPy scalar by the Variable),
 # and a matrix larger than the concatenation threshold (gradients handed to the kernel
 # as separate arrays).
 SHAPES = [(4, 3), (3,), (), (150, 120)]
-assert math.prod(SHAPES[-1]) > opt_base._CONCAT_MAX
+assert math.prod(SHAPES[-1]) > flat_engine._CONCAT_MAX
 SMALL = [(4, 3), (3,), ()]
 
 

@@ -5,8 +5,9 @@ and defaults), learning-rate schedules, and ``get(identifier)``.
     opt.update(params, grads)                   # in place; None gradients are skipped
     opt.apply_gradients(zip(grads, params))     # the Keras spelling
 
-See :mod:`.base` for the flat parameter buffers, the state and the config, and
-:mod:`.kernels` for the numerical cores.
+See :mod:`.base` for the Optimizer API (learning rate, update, state, config),
+:mod:`.flat_engine` and :mod:`.flat_layout` for the flat parameter buffers the updates
+run on, and :mod:`.kernels` for the numerical cores.
 """
 
 from __future__ import annotations
