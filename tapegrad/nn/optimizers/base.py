@@ -35,6 +35,7 @@ import numpy as np
 from ...autodiff.state import tracers
 from ...autodiff.variable import Variable
 from ...errors import OpTypeError, OpValueError
+from .. import hyperparams
 from . import schedules
 from .flat_engine import FlatBufferEngine
 from .flat_layout import _Layout
@@ -42,6 +43,7 @@ from .flat_layout import _Layout
 __all__ = ["Optimizer"]
 
 _REGISTRY: dict[str, type[Optimizer]] = {}
+_POSITION = re.compile(r"[0-9]{1,9}")
 
 
 def _takes_step(fn: Callable[..., Any], owner: str) -> bool:
@@ -77,6 +79,7 @@ class Optimizer(FlatBufferEngine):
 
     _default_name = "optimizer"
     _num_tmp = 1
+    _nonnegative_slots: tuple[str, ...] = ()  # slots of squares: set_state refuses negative values
 
     def __init__(
         self,
@@ -88,6 +91,9 @@ class Optimizer(FlatBufferEngine):
         global_clipnorm: float | None = None,
         name: str | None = None,
     ) -> None:
+        if name is not None and not isinstance(name, str):
+            raise OpTypeError(f"{type(self).__name__}: name must be a string, got {type(name).__name__} "
+                              f"{hyperparams.show(name)}")
         self.name = name if name is not None else self._default_name
         self._lr: Any = None
         self._lr_takes_step = True
@@ -99,17 +105,13 @@ class Optimizer(FlatBufferEngine):
                 f"{self._who()}: only one of clipnorm, clipvalue and global_clipnorm can be set, got "
                 + ", ".join(f"{k}={v}" for k, v in given.items())
             )
-        for key, value in given.items():
-            if not isinstance(value, (int, float, np.floating, np.integer)) or not value > 0:
-                raise OpValueError(f"{self._who()}: {key} must be a number > 0, got {value!r}")
-        self.clipnorm = None if clipnorm is None else float(clipnorm)
-        self.clipvalue = None if clipvalue is None else float(clipvalue)
-        self.global_clipnorm = None if global_clipnorm is None else float(global_clipnorm)
-        if weight_decay is not None:
-            if not isinstance(weight_decay, (int, float, np.floating, np.integer)) or weight_decay < 0:
-                raise OpValueError(f"{self._who()}: weight_decay must be a number >= 0 or None, got {weight_decay!r}")
-            weight_decay = float(weight_decay)
-        self.weight_decay = weight_decay
+        clip = {key: hyperparams.real(self._who(), key, value, low=0.0, low_open=True)
+                for key, value in given.items()}
+        self.clipnorm = clip.get("clipnorm")
+        self.clipvalue = clip.get("clipvalue")
+        self.global_clipnorm = clip.get("global_clipnorm")
+        self.weight_decay = None if weight_decay is None else hyperparams.real(self._who(), "weight_decay",
+                                                                               weight_decay, low=0.0)
         self._iterations = 0
         self._layout: _Layout | None = None
         self._pending: dict[str, np.ndarray] | None = None
@@ -154,10 +156,11 @@ class Optimizer(FlatBufferEngine):
                     f"{self._who()} was created with the schedule {self._lr!r} as its learning rate, so its "
                     "learning rate cannot be set to a number; create the optimizer with a float learning_rate"
                 )
-            if not math.isfinite(float(lr)):
-                raise OpValueError(f"{self._who()}: learning_rate must be finite, got {lr!r}")
-            self._lr = float(lr)
+            self._lr = hyperparams.real(self._who(), "learning_rate", lr, low=0.0)
             self._lr_takes_step = True
+        elif isinstance(lr, type):
+            raise OpTypeError(f"{self._who()}: learning_rate must be a number, a schedule or a callable of the "
+                              f"step, got the class {lr.__name__} (pass an instance)")
         elif callable(lr):
             self._lr_takes_step = _takes_step(lr, self._who())
             self._lr = lr
@@ -168,13 +171,20 @@ class Optimizer(FlatBufferEngine):
         lr = self._lr
         if lr.__class__ is float:
             return lr
-        value = lr(step) if self._lr_takes_step else lr()
         try:
-            return float(value)
-        except (TypeError, ValueError):
+            value = lr(step) if self._lr_takes_step else lr()
+        except OverflowError:
+            raise OpValueError(f"{self._who()}: the learning-rate schedule {lr!r} overflows at step {step}") from None
+        try:
+            rate = float(value)
+        except (TypeError, ValueError, OverflowError):
             raise OpTypeError(
                 f"{self._who()}: the learning-rate schedule returned {value!r} for step {step}; it must return a number"
             ) from None
+        if not rate >= 0.0 or rate == math.inf:  # NaN, negative or infinite
+            raise OpValueError(f"{self._who()}: the learning-rate schedule {lr!r} returned {rate!r} for step "
+                               f"{step}; a learning rate must be a finite number >= 0")
+        return rate
 
     @property
     def learning_rate(self) -> float:
@@ -407,26 +417,32 @@ class Optimizer(FlatBufferEngine):
             )
         names = self._slot_names()
         slots: dict[str, np.ndarray] = {}
-        count = None
         for key in state.keys():
             if key == "iterations":
                 continue
             name, _, pos = str(key).rpartition("/")
-            if name not in names or not pos.isdigit():
+            if name not in names or _POSITION.fullmatch(pos) is None:
                 raise OpValueError(
-                    f"{self._who()}.set_state: unexpected entry {key!r}; this optimizer's slots are "
-                    f"{list(names) or 'none'} (keys '<slot>/<position>')"
+                    f"{self._who()}.set_state: unexpected entry {hyperparams.show(key)}; this optimizer's slots "
+                    f"are {list(names) or 'none'} (keys '<slot>/<position>')"
                 )
             arr = np.asarray(state[key])
             if arr.dtype.kind != "f":
                 raise OpValueError(f"{self._who()}.set_state: {key!r} has dtype {arr.dtype}, expected floats")
+            if not np.isfinite(arr).all():
+                raise OpValueError(f"{self._who()}.set_state: {key!r} holds NaN or infinite values")
+            if name in self._nonnegative_slots and (arr < 0).any():
+                raise OpValueError(f"{self._who()}.set_state: {key!r} holds negative values; the {name!r} slot "
+                                   "accumulates squares and is never negative")
             slots[str(key)] = arr
         if slots:
-            positions = {int(k.rpartition("/")[2]) for k in slots}
-            count = max(positions) + 1
-            expected = {f"{name}/{pos}" for name in names for pos in range(count)}
-            absent = sorted(expected - set(slots), key=_key_order)
-            if absent:
+            count = max(int(k.rpartition("/")[2]) for k in slots) + 1
+            if len(slots) != count * len(names):
+                absent = []
+                for pos in range(count):
+                    absent += [f"{name}/{pos}" for name in names if f"{name}/{pos}" not in slots]
+                    if len(absent) > 6:
+                        break
                 more = " ..." if len(absent) > 6 else ""
                 raise OpValueError(f"{self._who()}.set_state: the state lacks {absent[:6]}{more}")
         layout = self._layout
@@ -437,6 +453,13 @@ class Optimizer(FlatBufferEngine):
             self._pending = {k: v.copy() for k, v in slots.items()}
         self._iterations = int(iterations)
 
+
+    def _check_state_for(self, params: Sequence[Variable]) -> None:
+        """Raise if a state restored before the first update (``set_state``) does not fit
+        ``params``, as the first update would."""
+        if self._pending:
+            layout = _Layout([tuple(p.shape) for p in params], [np.dtype(p.dtype) for p in params])
+            self._check_state_shapes(self._pending, layout)
 
     # -- config ---------------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
@@ -460,10 +483,3 @@ class Optimizer(FlatBufferEngine):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} iterations={self._iterations}>"
-
-
-
-def _key_order(key: str) -> tuple[str, int]:
-    name, _, pos = key.rpartition("/")
-    return name, int(pos)
-

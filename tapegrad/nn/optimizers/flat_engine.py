@@ -60,11 +60,13 @@ _CONCAT_MAX = 16384
 # factor d of the slots (Adam's beta_1 = 0.9 gives 256). Moments of parameters whose
 # gradient stays 0 (dead ReLU units) decay geometrically and would otherwise spend
 # hundreds of steps as subnormal numbers, on which x86 arithmetic is up to 100 times
-# slower. The values zeroed change an update by less than lr * 1e-19 (epsilon > 0
-# dominates the denominator); optimizers with epsilon 0 do not flush. (TensorFlow
+# slower. The values zeroed change an update by less than lr * 1e-19 (epsilon
+# dominates the denominator); optimizers with an epsilon below FLUSH_MIN_EPSILON (for
+# which that bound fails) do not flush. (TensorFlow
 # flushes subnormals to zero on the CPU.) The schedule depends on ``iterations``
 # and the hyperparameters only, so a restored state continues identically.
 _FLUSH_MARGIN = 40  # binary orders of magnitude above the subnormal range
+FLUSH_MIN_EPSILON = 1e-12
 _FLUSH_MAX_PERIOD = 1024
 
 
