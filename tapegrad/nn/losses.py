@@ -494,7 +494,7 @@ class LossFunctionWrapper(Loss):
         return cls(fn, **config)
 
 
-def _check_call(fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+def _check_call(fn: Callable[..., Any], kwargs: dict[str, Any], owner: str = "LossFunctionWrapper") -> None:
     """Raise now, not at the first training step, if ``fn(trues, predicts, **kwargs)``
     cannot be called."""
     import inspect
@@ -506,7 +506,7 @@ def _check_call(fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
     try:
         signature.bind(None, None, **kwargs)
     except TypeError as exc:
-        raise OpTypeError(f"LossFunctionWrapper: {getattr(fn, '__name__', 'fn')}{signature} cannot be called as "
+        raise OpTypeError(f"{owner}: {getattr(fn, '__name__', 'fn')}{signature} cannot be called as "
                           f"fn(trues, predicts{''.join(f', {k}=...' for k in kwargs)}): {exc}") from None
 
 

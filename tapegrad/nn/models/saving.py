@@ -14,32 +14,52 @@ A model file (``model.save(path)``) has the header::
 and a weights file (``save_weights``) the same without ``model``, ``compile`` and
 ``optimizer_state`` (``"kind": "weights"``).
 
-Loading never imports or evaluates anything named in the file: model classes come from
-a registry (``@register_model``), ``custom_objects`` or tapegrad's own classes; layer,
-loss, optimizer and metric classes from tapegrad's modules' exported names and
-``custom_objects``. While a model is rebuilt, the weights its layers create are counted
-against the bytes the file actually holds, so a hostile configuration (say
-``Dense(units=10**12)``) is refused before anything large is allocated.
+A file is data, never code, and may come from anyone (its checksum proves nothing:
+whoever edits a file can recompute it). Loading therefore
+
+* imports and evaluates nothing named in the file: model classes come from a registry
+  (``@register_model``), ``custom_objects`` or tapegrad's own classes; layer, loss,
+  optimizer and metric classes from tapegrad's modules and ``custom_objects``, each
+  entry of which is used only in the roles its kind allows (:mod:`.custom_objects`);
+* rebuilds every object through its constructor, whose checks refuse NaN, infinite,
+  negative or out-of-range hyperparameters, and within the limits of
+  :mod:`.file_limits` (nesting depth, layer count, header size, and no more bytes of
+  weights than the file holds);
+* checks, before returning, what training would otherwise find out at its first step:
+  the optimizer state against the model's trainable variables, the learning rate at the
+  restored step, the loss, and the metrics' arguments.
+
+Any problem raises :class:`~tapegrad.io.ModelFileError` (a ``ValueError``) naming the
+file and the field.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
 import os
-import threading
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
 from ... import __version__
+from ...errors import OpValueError
 from ...io.container import DTYPES, ModelFileError, read_container, write_container
 from ..layers.base import Layer
+from . import custom_objects as roles
+from .file_limits import check_spec, check_structure, guarded_rebuild
 from .model import Model
 
 _REGISTRY: dict[str, type] = {}
-_MAX_SPEC_ELEMENTS = 1 << 24  # a build input (one sample) larger than this is refused
-_SLACK = 1 << 20  # bytes of weights a rebuilt model may create beyond those in the file
+
+#: What a rebuild may raise for a bad file besides ModelFileError (all become one).
+_REBUILD_ERRORS = (ValueError, TypeError, LookupError, AttributeError, ArithmeticError, RecursionError)
+
+#: Extensions of other libraries' model files: saving under them is refused.
+FOREIGN_EXTENSIONS = {
+    ".keras": "Keras", ".h5": "Keras/HDF5", ".hdf5": "HDF5", ".pt": "PyTorch", ".pth": "PyTorch",
+    ".pkl": "pickle", ".pickle": "pickle", ".npz": "NumPy", ".npy": "NumPy", ".safetensors": "safetensors",
+    ".onnx": "ONNX", ".pb": "TensorFlow", ".ckpt": "TensorFlow",
+}
+EXTENSION = ".tgm"
 
 
 def register_model(cls: Any = None, *, name: str | None = None) -> Any:
@@ -72,19 +92,20 @@ def registered_models() -> dict[str, type]:
 def _model_class(name: str, custom_objects: dict[str, Any] | None) -> type:
     from .sequential import Sequential
 
-    cls = (custom_objects or {}).get(name) or _REGISTRY.get(name) or {"Sequential": Sequential}.get(name)
+    cls = roles.require_class(custom_objects, name, "model", "model.class_name")
+    cls = cls or _REGISTRY.get(name) or {"Sequential": Sequential}.get(name)
     if cls is None:
         raise ValueError(f"unknown model class {name!r}: register it with @tapegrad.register_model "
                          f"or pass custom_objects={{{name!r}: {name}}}")
-    if not (isinstance(cls, type) and issubclass(cls, Layer)):
-        raise ValueError(f"custom_objects[{name!r}] is not a Model class")
+    if not (isinstance(cls, type) and issubclass(cls, Model)):
+        raise ValueError(f"the registered class {name!r} is not a Model class")
     return cls
 
 
 def _layer_class(name: str, custom_objects: dict[str, Any] | None) -> type:
     from .. import layers
 
-    cls = (custom_objects or {}).get(name) or _REGISTRY.get(name)
+    cls = roles.require_class(custom_objects, name, "layer", "the layer's class_name") or _REGISTRY.get(name)
     if cls is None and name == "Sequential":
         from .sequential import Sequential
 
@@ -102,8 +123,13 @@ def _layer_class(name: str, custom_objects: dict[str, Any] | None) -> type:
 def _entry(entry: Any, what: str) -> tuple[str, dict[str, Any]]:
     if not (isinstance(entry, dict) and isinstance(entry.get("class_name"), str)
             and isinstance(entry.get("config", {}), dict)):
-        raise ValueError(f"{what}: expected {{'class_name': str, 'config': dict}}, got {str(entry)[:120]}")
+        raise ValueError(f"{what}: expected {{'class_name': str, 'config': dict}}, got {_cut(entry)}")
     return entry["class_name"], dict(entry.get("config", {}))
+
+
+def _cut(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def deserialize_layer(entry: Any, custom_objects: dict[str, Any] | None = None) -> Layer:
@@ -126,6 +152,8 @@ def deserialize_layer(entry: Any, custom_objects: dict[str, Any] | None = None) 
 def _builder(dtype: Any) -> Any:
     from ...builder import NeuralNetworks
 
+    if dtype is not None and dtype not in DTYPES:
+        raise ValueError(f"invalid dtype {_cut(dtype, 40)}")
     return NeuralNetworks(dtype or "float32")
 
 
@@ -143,20 +171,21 @@ def _serialize(obj: Any, module: str, what: str) -> Any:
                          f"(wrap functions in the module's classes, or subclass them)") from None
 
 
-def _deserialize(ident: Any, module: str, custom_objects: dict[str, Any] | None, what: str) -> Any:
+def _deserialize(ident: Any, module: str, custom_objects: dict[str, Any], what: str) -> Any:
     """The inverse of :func:`_serialize`: names stay names (the module's ``get`` resolves
     them in ``compile``); dicts go through the module's ``deserialize``, which looks
-    classes up in its own table and ``custom_objects`` only."""
+    classes up in its own table and the ``custom_objects`` given (already cut down to
+    the entries that fit the role)."""
     import importlib
 
     if ident is None or isinstance(ident, str):
         return ident
     if not isinstance(ident, dict):
-        raise ValueError(f"invalid {what} entry {str(ident)[:80]}")
+        raise ValueError(f"invalid {what} entry {_cut(ident, 80)}")
     try:
         return importlib.import_module(module).deserialize(ident, custom_objects)
     except TypeError as exc:
-        raise ValueError(f"cannot rebuild the {what} from {str(ident)[:120]}: {exc}") from None
+        raise ValueError(f"cannot rebuild the {what} from {_cut(ident)}: {exc}") from None
 
 
 # -- save ----------------------------------------------------------------------------------------
@@ -212,14 +241,28 @@ def _class_name(model: Model) -> str:
     return cls.__name__
 
 
+def check_extension(path: str | os.PathLike, who: str) -> None:
+    """Refuse a path with another library's model-file extension (``.keras``, ``.h5``,
+    ``.pt``, ...): tapegrad writes its own format, which those libraries cannot read."""
+    shown = os.fspath(path)
+    ext = os.path.splitext(shown)[1].lower()
+    if ext in FOREIGN_EXTENSIONS:
+        raise OpValueError(f"{who}: {shown!r} has the extension of a {FOREIGN_EXTENSIONS[ext]} file, but tapegrad "
+                           f"writes its own format (read back by tapegrad.load_model / load_weights): use the "
+                           f"extension {EXTENSION}, e.g. {os.path.splitext(shown)[0] + EXTENSION!r}")
+
+
 def save_model(model: Model, path: str | os.PathLike) -> None:
     """Write ``model`` (config, weights, compile config, optimizer state) to ``path``."""
+    check_extension(path, "model.save")
+    model_meta = _model_meta(model)
+    check_structure(model_meta, "model.save", OpValueError)
     weights, arrays = _weights_meta(model)
     compile_meta, state_entries, state_arrays = _compile_meta(model)
     arrays.update(state_arrays)
     meta = {
         "format": "tapegrad", "kind": "model", "tapegrad_version": __version__,
-        "model": _model_meta(model), "weights": weights,
+        "model": model_meta, "weights": weights,
         "compile": compile_meta, "optimizer_state": state_entries,
     }
     _write(path, meta, arrays)
@@ -227,6 +270,7 @@ def save_model(model: Model, path: str | os.PathLike) -> None:
 
 def save_weights(model: Model, path: str | os.PathLike) -> None:
     """Write only the weights of ``model`` to ``path``."""
+    check_extension(path, "model.save_weights")
     weights, arrays = _weights_meta(model)
     meta = {"format": "tapegrad", "kind": "weights", "tapegrad_version": __version__,
             "model_class": _class_name(model), "weights": weights}
@@ -246,12 +290,17 @@ def _read(path: str | os.PathLike, kinds: tuple[str, ...]) -> tuple[str, dict[st
     shown = os.fspath(path)
     meta, arrays = read_container(path)
     if meta.get("format") != "tapegrad":
-        raise ModelFileError(f"{shown}: not a tapegrad model file (format {str(meta.get('format'))[:40]!r})")
+        raise ModelFileError(f"{shown}: not a tapegrad model file (format {_cut(meta.get('format'), 40)})")
     kind = meta.get("kind")
     if kind not in kinds:
         hint = " (a weights-only file: use model.load_weights)" if kind == "weights" else ""
-        raise ModelFileError(f"{shown}: expected a {' or '.join(kinds)} file, got kind {str(kind)[:40]!r}{hint}")
+        raise ModelFileError(f"{shown}: expected a {' or '.join(kinds)} file, got kind {_cut(kind, 40)}{hint}")
     return shown, meta, arrays
+
+
+def _array_of(entry: Any, arrays: dict[str, np.ndarray]) -> np.ndarray | None:
+    name = entry.get("array") if isinstance(entry, dict) else None
+    return arrays.get(name) if isinstance(name, str) else None
 
 
 def _weight_arrays(shown: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
@@ -260,9 +309,11 @@ def _weight_arrays(shown: str, meta: dict[str, Any], arrays: dict[str, np.ndarra
         raise ModelFileError(f"{shown}: corrupt header: 'weights' must be a list")
     out = []
     for i, e in enumerate(entries):
-        if not (isinstance(e, dict) and isinstance(e.get("name"), str) and e.get("array") in arrays):
-            raise ModelFileError(f"{shown}: corrupt header: weight entry #{i} is invalid or names a missing array")
-        out.append((e["name"], arrays[e["array"]]))
+        arr = _array_of(e, arrays)
+        if arr is None or not isinstance(e.get("name"), str):
+            raise ModelFileError(f"{shown}: corrupt header: weights[{i}] is invalid or names a missing array "
+                                 f"({_cut(e, 80)})")
+        out.append((e["name"], arr))
     return out
 
 
@@ -281,11 +332,9 @@ def _assign(model: Model, saved: list[tuple[str, np.ndarray]], shown: str) -> No
         if arr.shape != var.shape:
             raise ModelFileError(f"{shown}: weight #{i} {name!r} has shape {arr.shape} in the file, but the "
                                  f"model's weight {var.name!r} has shape {var.shape}")
-        if arr.dtype != var.dtype:
-            if arr.dtype.kind != var.dtype.kind:
-                raise ModelFileError(f"{shown}: weight #{i} {name!r} has dtype {arr.dtype} in the file, but the "
-                                     f"model's weight {var.name!r} has dtype {var.dtype}")
-            arr = arr.astype(var.dtype)
+        if arr.dtype.kind != var.dtype.kind:
+            raise ModelFileError(f"{shown}: weight #{i} {name!r} has dtype {arr.dtype} in the file, but the "
+                                 f"model's weight {var.name!r} has dtype {var.dtype}")
     for (_, arr), var in zip(saved, variables):
         var.assign(arr.astype(var.dtype, copy=False))
 
@@ -297,68 +346,18 @@ def load_weights(model: Model, path: str | os.PathLike) -> None:
     if not model.built and saved:
         spec = model._input_spec
         if spec is None and meta.get("kind") == "model":
-            spec = _check_spec((meta.get("model") or {}).get("input_spec"), shown)
+            model_meta = meta.get("model")
+            spec = check_spec(model_meta.get("input_spec") if isinstance(model_meta, dict) else None, shown)
         if spec is not None:
-            with _weight_budget(sum(a.nbytes for _, a in saved), shown):
-                model._build_from_spec(spec)
+            try:
+                with guarded_rebuild(sum(a.nbytes for _, a in saved), shown):
+                    model._build_from_spec(spec)
+            except ModelFileError:
+                raise
+            except _REBUILD_ERRORS as exc:
+                raise ModelFileError(f"{shown}: cannot build the model from the file's input spec: "
+                                     f"{type(exc).__name__}: {exc}") from exc
     _assign(model, saved, shown)
-
-
-def _check_spec(spec: Any, shown: str) -> Any:
-    if spec is None:
-        return None
-    if isinstance(spec, list):
-        if len(spec) > 1024 or not all(isinstance(s, dict) for s in spec):
-            raise ModelFileError(f"{shown}: corrupt header: invalid input spec {str(spec)[:120]}")
-        specs = [_check_spec(s, shown) for s in spec]
-        if sum(math.prod(1 if n is None else n for n in s["shape"]) for s in specs) > _MAX_SPEC_ELEMENTS:
-            raise ModelFileError(f"{shown}: the input spec is too large to build the model")
-        return specs
-    if not (isinstance(spec, dict) and isinstance(spec.get("shape"), list) and spec.get("dtype") in DTYPES
-            and len(spec["shape"]) <= 32
-            and all(n is None or (type(n) is int and n >= 0) for n in spec["shape"])):
-        raise ModelFileError(f"{shown}: corrupt header: invalid input spec {str(spec)[:120]}")
-    if math.prod(1 if n is None else n for n in spec["shape"]) > _MAX_SPEC_ELEMENTS:
-        raise ModelFileError(f"{shown}: input spec {spec['shape']} is too large to build the model")
-    return {"shape": list(spec["shape"]), "dtype": spec["dtype"]}
-
-
-_budget_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def _weight_budget(nbytes: int, shown: str) -> Iterator[None]:
-    """While rebuilding a model in this thread, refuse to create weights beyond the bytes
-    the file holds (plus a little): a hostile config cannot make us allocate much."""
-    limit = nbytes + _SLACK
-    used = [0]
-    me = threading.get_ident()
-    with _budget_lock:
-        original: Callable[..., Any] = Layer.add_weight
-
-        def add_weight(self: Layer, name: str, shape: Any, initializer: Any = "zeros",
-                       trainable: bool = True, dtype: Any = None) -> Any:
-            if threading.get_ident() == me:
-                try:
-                    itemsize = np.dtype(self.dtype if dtype is None else dtype).itemsize
-                    size = math.prod(int(n) for n in shape) * itemsize
-                except (TypeError, ValueError):
-                    size = 0
-                used[0] += size
-                if size < 0 or used[0] > limit:
-                    raise ModelFileError(
-                        f"{shown}: rebuilding the model creates weight {self.name}/{name} of shape "
-                        f"{tuple(shape)}, more than the {nbytes} bytes of weights the file holds: its config "
-                        f"does not match its weights (corrupt or hostile file)")
-            return original(self, name, shape, initializer, trainable, dtype)
-
-        Layer.add_weight = add_weight  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        with _budget_lock:
-            if Layer.add_weight is add_weight:
-                Layer.add_weight = original  # type: ignore[method-assign]
 
 
 def load_model(
@@ -371,23 +370,39 @@ def load_model(
     ``fit`` continues exactly where it stopped.
 
     ``Sequential`` models load as they are; other model classes must be registered with
-    :func:`register_model` or given in ``custom_objects`` (name -> class), which also
-    supplies custom layers, losses, metrics and optimizers. Any problem with the file
-    raises :class:`~tapegrad.io.ModelFileError` (a ``ValueError``) naming the file.
+    :func:`register_model` or given in ``custom_objects`` (name -> class or function),
+    which also supplies custom layers, losses, metrics, optimizers and learning-rate
+    schedules. Each entry is used only in the roles its kind allows, whatever the file
+    says: a ``Model`` subclass as the model or a layer, a ``Layer`` subclass as a layer,
+    an ``Optimizer`` subclass as the optimizer, a ``LearningRateSchedule`` subclass as a
+    schedule, a ``Loss`` subclass (or a function of ``(trues, predicts)``) as the loss,
+    a ``Metric`` subclass (or such a function) as a metric, a function of the step as a
+    learning rate (see :mod:`tapegrad.nn.models.custom_objects`).
+
+    A file is read as untrusted data: nothing named in it is imported or run, every
+    hyperparameter goes through its constructor's checks, and the file's limits are
+    enforced: models nested at most 32 deep, at most 10,000 layers, a header of at most
+    16 MiB nested at most 256 levels, no more bytes of weights created than the file
+    holds. What the first training step would need is checked now: the optimizer state
+    must fit the model's trainable variables, the learning rate at the restored step
+    must be a finite number >= 0, the compile section must name a loss (a model saved
+    compiled without a loss loads with ``compile=False``). Any problem raises
+    :class:`~tapegrad.io.ModelFileError` (a ``ValueError``) naming the file and the field.
     """
     if custom_objects is not None and not isinstance(custom_objects, dict):
-        raise TypeError("load_model: custom_objects must be a dict of name -> class")
+        raise TypeError("load_model: custom_objects must be a dict of name -> class or function")
     shown, meta, arrays = _read(path, ("model",))
     saved = _weight_arrays(shown, meta, arrays)
     model_meta = meta.get("model")
     if not isinstance(model_meta, dict):
         raise ModelFileError(f"{shown}: corrupt header: 'model' must be an object")
+    check_structure(model_meta, f"{shown}: model")
     try:
-        with _weight_budget(sum(a.nbytes for _, a in saved), shown):
-            model = _rebuild(model_meta, custom_objects, shown, bool(saved))
+        with guarded_rebuild(sum(a.nbytes for _, a in saved), shown):
+            model = _rebuild(model_meta, custom_objects, shown)
     except ModelFileError:
         raise
-    except (ValueError, TypeError, KeyError) as exc:
+    except _REBUILD_ERRORS as exc:
         raise ModelFileError(f"{shown}: cannot rebuild the model: {exc}") from exc
     _assign(model, saved, shown)
     compile_meta = meta.get("compile")
@@ -396,16 +411,17 @@ def load_model(
     return model
 
 
-def _rebuild(model_meta: dict[str, Any], custom_objects: dict[str, Any] | None, shown: str,
-             needs_build: bool) -> Model:
+def _rebuild(model_meta: dict[str, Any], custom_objects: dict[str, Any] | None, shown: str) -> Model:
     from .abstract import AbstractModel
     from .sequential import Sequential
 
     name, config = _entry(model_meta, "model")
     dtype = model_meta.get("dtype")
     if dtype is not None and dtype not in DTYPES:
-        raise ModelFileError(f"{shown}: corrupt header: invalid model dtype {str(dtype)[:40]!r}")
+        raise ModelFileError(f"{shown}: corrupt header: invalid model dtype {_cut(dtype, 40)}")
     cls = _model_class(name, custom_objects)
+    spec = check_spec(model_meta.get("input_spec"), shown)
+    trues_spec = check_spec(model_meta.get("trues_spec"), shown)
     try:
         if issubclass(cls, Sequential):
             model = cls.from_config(config, custom_objects)
@@ -421,9 +437,8 @@ def _rebuild(model_meta: dict[str, Any], custom_objects: dict[str, Any] | None, 
     saved_name = model_meta.get("name")
     if isinstance(saved_name, str):
         model.name = saved_name
-    spec = _check_spec(model_meta.get("input_spec"), shown)
-    trues_spec = _check_spec(model_meta.get("trues_spec"), shown)
-    if needs_build and spec is not None and not _fully_built(model):
+    if spec is not None and not _fully_built(model):
+        # built now even without weights: a config that cannot run fails here, not at the first call
         model._build_from_spec(spec, trues_spec)
     elif spec is not None and model._input_spec is None:
         model._input_spec = spec
@@ -438,31 +453,60 @@ def _restore_compile(model: Model, compile_meta: Any, state_entries: Any, arrays
                      custom_objects: dict[str, Any] | None, shown: str) -> None:
     if not isinstance(compile_meta, dict):
         raise ModelFileError(f"{shown}: corrupt header: 'compile' must be an object")
+    if compile_meta.get("loss") is None:
+        raise ModelFileError(f"{shown}: compile.loss is {'null' if 'loss' in compile_meta else 'missing'}: "
+                             "the model cannot be trained as saved; load it with compile=False and compile it")
     try:
-        optimizer = _deserialize(compile_meta.get("optimizer"), "tapegrad.nn.optimizers", custom_objects, "optimizer")
-        loss = _deserialize(compile_meta.get("loss"), "tapegrad.nn.losses", custom_objects, "loss")
+        roles.check_compile_references(compile_meta, custom_objects)
+        optimizer = _deserialize(compile_meta.get("optimizer"), "tapegrad.nn.optimizers",
+                                 roles.for_role(custom_objects, "optimizer", "schedule", "schedule function"),
+                                 "optimizer")
+        loss = _deserialize(compile_meta.get("loss"), "tapegrad.nn.losses",
+                            roles.for_role(custom_objects, "loss", "loss function"), "loss")
         metrics = compile_meta.get("metrics") or []
         if not isinstance(metrics, list):
             raise ValueError("'metrics' must be a list")
-        metrics = [_deserialize(m, "tapegrad.nn.metrics", custom_objects, "metric") for m in metrics]
+        metric_objects = roles.for_role(custom_objects, "metric", "metric function")
+        metrics = [_deserialize(m, "tapegrad.nn.metrics", metric_objects, "metric") for m in metrics]
         jit = compile_meta.get("jit", True)
         if not isinstance(jit, bool):
             raise ValueError("'jit' must be true or false")
         model.compile(optimizer=optimizer if optimizer is not None else "rmsprop", loss=loss, metrics=metrics,
                       jit=jit)
+        _check_metric_calls(model)
     except ModelFileError:
         raise
-    except (ValueError, TypeError, KeyError) as exc:
+    except _REBUILD_ERRORS as exc:
         raise ModelFileError(f"{shown}: cannot restore the compile configuration: {exc}") from exc
-    if state_entries:
-        if not isinstance(state_entries, list):
-            raise ModelFileError(f"{shown}: corrupt header: 'optimizer_state' must be a list")
-        state = {}
-        for i, e in enumerate(state_entries):
-            if not (isinstance(e, dict) and isinstance(e.get("key"), str) and e.get("array") in arrays):
-                raise ModelFileError(f"{shown}: corrupt header: optimizer state entry #{i} is invalid")
-            state[e["key"]] = arrays[e["array"]]
-        try:
+    state = _optimizer_state(state_entries, arrays, shown)
+    try:
+        if state:
             model.optimizer.set_state(state)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise ModelFileError(f"{shown}: cannot restore the optimizer state: {exc}") from exc
+            model.optimizer._check_state_for(model.trainable_variables())
+        model.optimizer.learning_rate  # noqa: B018 - raises for a schedule that gives no valid rate now
+    except _REBUILD_ERRORS as exc:
+        raise ModelFileError(f"{shown}: cannot restore the optimizer state: {exc}") from exc
+
+
+def _optimizer_state(entries: Any, arrays: dict[str, np.ndarray], shown: str) -> dict[str, np.ndarray]:
+    if not entries:
+        return {}
+    if not isinstance(entries, list):
+        raise ModelFileError(f"{shown}: corrupt header: 'optimizer_state' must be a list")
+    state = {}
+    for i, e in enumerate(entries):
+        arr = _array_of(e, arrays)
+        if arr is None or not isinstance(e.get("key"), str) or e["key"] in state:
+            raise ModelFileError(f"{shown}: corrupt header: optimizer_state[{i}] is invalid ({_cut(e, 80)})")
+        state[e["key"]] = arr
+    return state
+
+
+def _check_metric_calls(model: Model) -> None:
+    """A metric function that cannot take the arguments the file gives it fails now."""
+    from ..losses import _check_call
+    from ..metrics import MeanMetricWrapper
+
+    for metric in getattr(model, "_metrics", []):
+        if isinstance(metric, MeanMetricWrapper):
+            _check_call(metric.fn, metric.fn_kwargs, f"metric {metric.name!r}")
