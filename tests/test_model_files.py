@@ -316,3 +316,15 @@ def test_other_libraries_extensions_are_refused_on_save(tmp_path, name):
     for ok in ("m.tgm", "m", "m.bin", "ckpt-01.weights"):
         m.save(tmp_path / ok)
         tapegrad.load_model(tmp_path / ok)
+
+
+def test_a_nested_sequential_takes_the_inputs_of_its_first_layer(tmp_path):
+    nn = tapegrad.NeuralNetworks()
+    inner = tapegrad.Sequential([nn.layers.Embedding(10, 3, input_length=4), nn.layers.Flatten()])
+    outer = tapegrad.Sequential([inner, nn.layers.Dense(2)])
+    assert outer._input_spec == {"shape": [4], "dtype": "int32"}
+    outer.save(tmp_path / "m.tgm")
+    loaded = tapegrad.load_model(tmp_path / "m.tgm")
+    assert loaded._input_spec == {"shape": [4], "dtype": "int32"}
+    x = np.array([[1, 2, 3, 9]], np.int32)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), outer.predict(x, verbose=0))

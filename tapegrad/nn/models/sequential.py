@@ -64,8 +64,7 @@ class Sequential(Model):
         if layer is self:
             raise OpValueError(f"{self.name}: a model cannot contain itself")
         if not self._layers and self._declared_spec is None and layer.input_shape is not None:
-            dtype = "int32" if type(layer).__name__ in _INDEX_INPUT_LAYERS else self.dtype
-            self._declared_spec = _spec_from_shape(layer.input_shape, dtype)
+            self._declared_spec = _spec_from_shape(layer.input_shape, self._input_dtype(layer))
         self._layers.append(layer)
         grown = self.built and isinstance(self.output_shape, tuple) and not isinstance(self._input_spec, list)
         previous = self.output_shape
@@ -80,6 +79,16 @@ class Sequential(Model):
         if self._declared_spec is not None or self._input_spec is not None:
             self.built = False
             self._build_from_spec(self._input_spec or self._declared_spec)
+
+    def _input_dtype(self, layer: Layer) -> Any:
+        """The dtype of the inputs a first layer takes: integer indices for an Embedding,
+        what a nested Sequential takes, else the model's float dtype."""
+        if isinstance(layer, Sequential):
+            spec = layer._input_spec or layer._declared_spec
+            if isinstance(spec, dict):
+                return spec["dtype"]
+            return self._input_dtype(layer._layers[0]) if layer._layers else self.dtype
+        return "int32" if type(layer).__name__ in _INDEX_INPUT_LAYERS else self.dtype
 
     def pop(self) -> Layer:
         """Remove and return the last layer."""
