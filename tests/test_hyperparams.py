@@ -30,6 +30,9 @@ BAD = [
     # optimizers
     (lambda: O.SGD(learning_rate=INF), OpValueError, ["SGD", "learning_rate", "inf"]),
     (lambda: O.SGD(learning_rate=10**400), OpValueError, ["SGD", "learning_rate"]),
+    (lambda: O.SGD(learning_rate=1e308), OpValueError, ["SGD", "learning_rate", "largest float32", "1e+308"]),
+    (lambda: O.AdamW(weight_decay=1e39), OpValueError, ["AdamW", "weight_decay", "largest float32", "1e+39"]),
+    (lambda: losses.Huber(delta=1e300), OpValueError, ["Huber", "delta", "largest float32"]),
     (lambda: O.SGD(momentum=NAN), OpValueError, ["SGD", "momentum", "nan"]),
     (lambda: O.SGD(nesterov="yes"), OpTypeError, ["SGD", "nesterov", "'yes'"]),
     (lambda: O.Adam(epsilon=0.0), OpValueError, ["Adam", "epsilon", "0.0"]),
@@ -48,6 +51,7 @@ BAD = [
     (lambda: O.RMSprop(momentum=1.5), OpValueError, ["RMSprop", "momentum", "1.5"]),
     (lambda: O.RMSprop(epsilon=-1e-7), OpValueError, ["RMSprop", "epsilon", "-1e-07"]),
     (lambda: O.Adagrad(epsilon=0.0), OpValueError, ["Adagrad", "epsilon", "0.0"]),
+    (lambda: O.Adam(epsilon=1e-300), OpValueError, ["Adam", "epsilon", "smallest normal float32", "1e-300"]),
     (lambda: O.Adagrad(initial_accumulator_value=NAN), OpValueError, ["Adagrad", "initial_accumulator_value", "nan"]),
     # schedules
     (lambda: schedules.ExponentialDecay(-0.1, 10, 0.9), OpValueError, ["ExponentialDecay", "initial_learning_rate",
@@ -85,6 +89,10 @@ BAD = [
     (lambda: layers.Dropout(0.5, seed=-1, name="dr"), OpValueError, ["Dropout 'dr'", "seed", "-1"]),
     (lambda: layers.BatchNormalization(epsilon=NAN, name="bn"), OpValueError, ["BatchNormalization 'bn'", "epsilon",
                                                                                 "nan"]),
+    (lambda: layers.BatchNormalization(epsilon=1e-300, name="bn"), OpValueError, ["BatchNormalization 'bn'",
+                                                                                   "float32", "1e-300"]),
+    (lambda: layers.LayerNormalization(epsilon=1e-6, dtype="float16", name="ln"), OpValueError,
+     ["LayerNormalization 'ln'", "float16", "1e-06"]),
     (lambda: layers.BatchNormalization(momentum=-0.1, name="bn"), OpValueError, ["BatchNormalization 'bn'",
                                                                                   "momentum", "-0.1"]),
     (lambda: layers.BatchNormalization(axis=INF, name="bn"), OpValueError, ["BatchNormalization 'bn'", "axis", "inf"]),
@@ -134,6 +142,7 @@ def test_bad_hyperparameters_raise_naming_class_argument_and_value(make, error, 
     lambda: O.Adam(learning_rate=0.0), lambda: O.SGD(momentum=1.0, nesterov=1), lambda: O.Adam(beta_1=0.0),
     lambda: O.RMSprop(rho=0.5, momentum=0.0), lambda: O.Adagrad(initial_accumulator_value=0.0),
     lambda: O.Adam(learning_rate=np.float32(0.01), epsilon=np.float64(1e-8)), lambda: O.AdamW(weight_decay=0.0),
+    lambda: O.RMSprop(epsilon=1e-30), lambda: layers.LayerNormalization(epsilon=1e-300, dtype="float64"),
     lambda: layers.Dense(np.int64(4), input_shape=np.array([3])), lambda: layers.Dense(4.0),
     lambda: layers.Dropout(0.0), lambda: layers.BatchNormalization(momentum=1.0, axis=[1, 2]),
     lambda: layers.Reshape((-1, 2)), lambda: layers.Embedding(10, 3, input_length=5),
@@ -201,3 +210,18 @@ def test_check_state_for_names_a_state_that_does_not_fit_the_parameters():
     opt._check_state_for([tg.Variable(np.zeros((2, 3)))])
     with pytest.raises(OpValueError, match=r"'m/0' has shape \(2, 3\), but parameter 0 has shape \(3, 2\)"):
         opt._check_state_for([tg.Variable(np.zeros((3, 2)))])
+
+
+def test_a_centered_rmsprop_state_keeps_the_mean_square_above_the_squared_mean():
+    params = [tg.Variable(np.ones(3), dtype="float64")]
+    trained = O.RMSprop(0.01, centered=True)
+    for k in range(5):
+        trained.update(params, [np.array([0.5, -1.0, 2.0]) * (k + 1)])
+    state = trained.get_state()
+    O.RMSprop(0.01, centered=True).set_state(state)  # a state training gives is accepted
+    hostile = {**state, "velocity/0": np.zeros(3)}
+    opt = O.RMSprop(0.01, centered=True)
+    with pytest.raises(OpValueError, match=r"'velocity/0' is below the square of 'average_gradient/0'"):
+        opt.set_state(hostile)
+    assert opt.get_state().keys() == {"iterations"}
+    O.RMSprop(0.01).set_state({"iterations": state["iterations"], "velocity/0": np.zeros(3)})  # not centered

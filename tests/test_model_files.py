@@ -186,6 +186,29 @@ def test_bad_values_fail_at_load_not_at_the_first_training_step(tmp_path, change
     refused(tamper(saved(tmp_path), change), *words)
 
 
+@pytest.mark.parametrize("change, words", [
+    (lambda m, a: m["compile"].update(metrics=["mse"]),
+     ["the loss or a metric cannot take the model's outputs", "mean_squared_error", "(1,)", "(1, 3)"]),
+    (lambda m, a: m["compile"].update(metrics=["categorical_accuracy"]), ["cannot take the model's outputs"]),
+    (lambda m, a: m["compile"].update(loss={"class_name": "CategoricalCrossentropy", "config": {"axis": 2}}),
+     ["CategoricalCrossentropy: axis 2 is out of range for the model's outputs of rank 2"]),
+])
+def test_a_loss_or_metric_that_cannot_take_the_models_outputs_fails_at_load(tmp_path, change, words):
+    refused(tamper(saved(tmp_path), change), *words)
+
+
+def test_the_input_spec_a_model_was_saved_with_is_restored(tmp_path):
+    nn = tapegrad.NeuralNetworks()
+    m = tapegrad.Sequential([nn.layers.Dense(3, input_shape=[None, 4]), nn.layers.Dense(2)])
+    m.compile(optimizer="sgd", loss="mse", jit=False)
+    m.fit(np.ones((4, 5, 4), np.float32), np.zeros((4, 5, 2), np.float32), epochs=1, verbose=0)
+    m.save(tmp_path / "m.tgm")
+    meta, _ = read_container(tmp_path / "m.tgm")
+    meta["model"]["input_spec"] = {"shape": [5, 4], "dtype": "float32"}  # what fit ran on
+    write_container(tmp_path / "m.tgm", meta, read_container(tmp_path / "m.tgm")[1])
+    assert tapegrad.load_model(tmp_path / "m.tgm")._input_spec == {"shape": [5, 4], "dtype": "float32"}
+
+
 def test_a_schedule_without_a_valid_rate_at_the_restored_step_fails_at_load(tmp_path):
     lr = schedules.ExponentialDecay(0.01, decay_steps=1, decay_rate=2.0)
     path = saved(tmp_path, model(optimizer=tapegrad.optimizers.SGD(lr)))

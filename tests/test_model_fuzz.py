@@ -146,14 +146,21 @@ def assemble(header_text: str, data: bytes) -> bytes:
 _DEEP = "\u0000deep\u0000"
 
 
+#: What a JSON value is replaced with (besides values derived from the old one).
+VALUES: list[Any] = [
+    math.nan, math.inf, -math.inf, 0, -0.0, -1, 1, 2, 3, 0.5, -0.5, 0.999999, 1.0, 1e-30, 1e-300, 1e308, 2**31,
+    2**63, 10**30, -10**30, "", "x", "Dense", "Sequential", "Embedding", "function", "LossFunctionWrapper",
+    "MeanMetricWrapper", "fuzz_rate", "fuzz_loss", "FuzzModel", "float64", "float16", "int32", "bool", "object",
+    "mean", "none", "relu", "softmax", "zeros", "accuracy", "mse", None, True, False, [], {}, [1, 2], [None],
+    [0], [4], [-1], [{"shape": [4], "dtype": "float32"}], {"shape": [4], "dtype": "int32"},
+    {"class_name": "Sequential", "config": {}}, {"class_name": "Dense", "config": {"units": 2}},
+    {"class_name": "RandomNormal", "config": {"stddev": math.nan}}, {"class_name": "function", "config": {}},
+    "x" * 100_000, _DEEP,
+]
+
+
 def _values(rng: np.random.Generator, old: Any) -> Any:
-    choices: list[Any] = [
-        math.nan, math.inf, -math.inf, 0, -1, 1, 2, 0.5, -0.5, 1e-300, 1e308, 2**31, 2**63, 10**30, -10**30,
-        "", "x", "Dense", "Sequential", "function", "LossFunctionWrapper", "MeanMetricWrapper", "fuzz_rate",
-        "fuzz_loss", "FuzzModel", "float64", "int32", "object", None, True, False, [], {}, [1, 2], [None],
-        {"class_name": "Sequential", "config": {}}, {"class_name": "Dense", "config": {"units": 2}},
-        "x" * 100_000, _DEEP,
-    ]
+    choices = list(VALUES)
     if isinstance(old, (int, float)) and not isinstance(old, bool):
         choices += [old * 10, old / 10, -old, old + 1, old * 1e30]
     if isinstance(old, list) and old:
@@ -263,7 +270,11 @@ def trues_for(model: tapegrad.Model, predictions: np.ndarray) -> np.ndarray:
 
 
 def weights_are_wild(model: tapegrad.Model) -> bool:
-    return any(not np.isfinite(w).all() or np.abs(w).max(initial=0) > 1e3 for w in model.get_weights())
+    """Whether the file's arrays (weights, optimizer state) hold values no training gives."""
+    arrays = model.get_weights()
+    if model.optimizer is not None:
+        arrays += [a for k, a in model.optimizer.get_state().items() if k != "iterations"]
+    return any(not np.isfinite(a).all() or np.abs(a).max(initial=0) > 1e3 for a in arrays)
 
 
 def run_case(raw: bytes, kind: str, make: Callable[[], tapegrad.Model], path: Path) -> str:
@@ -283,12 +294,21 @@ def run_case(raw: bytes, kind: str, make: Callable[[], tapegrad.Model], path: Pa
     x, predictions = probe_data(model)
     if model.optimizer is None:
         return "loaded"
+    tame = not weights_are_wild(model)
+    trues = trues_for(model, predictions)
     try:
-        model.fit(x, trues_for(model, predictions), epochs=1, batch_size=len(predictions), verbose=0)
+        history = model.fit(x, trues, epochs=1, batch_size=len(predictions), verbose=0)
     except NonFiniteLossError:
         if weights_are_wild(model):
-            return "diverged"
+            return "diverged"  # the file's weights
+        if not np.isfinite(float(model.compute_loss(trues, predictions))):
+            return "diverged"  # the file's architecture gives a NaN loss on this data (e.g. relu into a crossentropy)
         raise
+    if not all(np.isfinite(w).all() for w in model.get_weights()):
+        if tame and np.isfinite(history.history["loss"][-1]):
+            raise AssertionError("one update from tame weights and state and a finite loss made the weights "
+                                 "non-finite")
+        return "diverged"
     return "trained"
 
 

@@ -21,6 +21,9 @@ from ..errors import OpTypeError, OpValueError
 MAX_DIM = 2**31 - 1
 #: The largest rank of a declared shape (NumPy's limit is 64; files allow 32).
 MAX_RANK = 32
+#: The largest magnitude of a real hyperparameter: float32's largest number, since the
+#: kernels multiply float32 data by it (a larger one is infinite there).
+MAX_REAL = float(np.finfo(np.float32).max)
 #: The most inputs a multi-input layer may declare.
 MAX_INPUTS = 1024
 
@@ -55,8 +58,8 @@ def real(
     low_open: bool = False,
     high_open: bool = False,
 ) -> float:
-    """A finite real number, optionally in a range (``low_open``/``high_open`` exclude
-    the bound)."""
+    """A real number, finite in float32 (see :data:`MAX_REAL`), optionally in a range
+    (``low_open``/``high_open`` exclude the bound)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, _NUMBER):
         raise OpTypeError(f"{owner}: {arg} must be a number, got {type(value).__name__} {show(value)}")
     try:
@@ -68,6 +71,20 @@ def real(
     ):
         raise OpValueError(f"{owner}: {arg} must be {_range_text(low, high, low_open, high_open)}, "
                            f"got {show(value)}")
+    if abs(x) > MAX_REAL:
+        raise OpValueError(f"{owner}: {arg} must be at most {MAX_REAL:.4g} in magnitude (the largest float32; "
+                           f"the kernels compute in float32), got {show(value)}")
+    return x
+
+
+def epsilon(owner: str, value: Any, dtype: Any = np.float32, arg: str = "epsilon") -> float:
+    """A positive number that stays positive in ``dtype`` (at least its smallest normal
+    number): an epsilon that rounds to 0 would let a denominator be 0."""
+    x = real(owner, arg, value, low=0.0, low_open=True)
+    tiny = float(np.finfo(dtype).tiny)
+    if x < tiny:
+        raise OpValueError(f"{owner}: {arg} must be at least {tiny:.3g} (the smallest normal {np.dtype(dtype).name}; "
+                           f"a smaller one rounds to 0 or loses precision), got {show(value)}")
     return x
 
 

@@ -30,7 +30,7 @@ class _Normalization(Layer):
         super().__init__(**kwargs)
         who = owner(self)
         self.axis = json_axis(self, axis)
-        self.epsilon = hyperparams.real(who, "epsilon", epsilon, low=0.0, low_open=True)
+        self.epsilon = hyperparams.epsilon(who, epsilon, self.dtype)
         self.center = hyperparams.flag(who, "center", center)
         self.scale = hyperparams.flag(who, "scale", scale)
         self.beta_initializer = initializers.get(beta_initializer)

@@ -35,12 +35,14 @@ file and the field.
 
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any
 
 import numpy as np
 
 from ... import __version__
+from ...autodiff.primitive import active_tapes
 from ...errors import OpValueError
 from ...io.container import DTYPES, ModelFileError, read_container, write_container
 from ..layers.base import Layer
@@ -440,9 +442,21 @@ def _rebuild(model_meta: dict[str, Any], custom_objects: dict[str, Any] | None, 
     if spec is not None and not _fully_built(model):
         # built now even without weights: a config that cannot run fails here, not at the first call
         model._build_from_spec(spec, trues_spec)
-    elif spec is not None and model._input_spec is None:
-        model._input_spec = spec
+    elif spec is not None and (model._input_spec is None or _narrows(spec, model._input_spec)):
+        model._input_spec = spec  # the inputs it was saved with (its layers also take others)
+    if trues_spec is not None and model._trues_spec is None:
+        model._trues_spec = trues_spec
     return model
+
+
+def _narrows(spec: Any, declared: Any) -> bool:
+    """Whether the input spec of a file fits the spec a model declares, with sizes where
+    the model has None."""
+    if isinstance(spec, list) or isinstance(declared, list):
+        return (isinstance(spec, list) and isinstance(declared, list) and len(spec) == len(declared)
+                and all(_narrows(s, d) for s, d in zip(spec, declared)))
+    return (spec["dtype"] == declared["dtype"] and len(spec["shape"]) == len(declared["shape"])
+            and all(d is None or d == s for s, d in zip(spec["shape"], declared["shape"])))
 
 
 def _fully_built(model: Model) -> bool:
@@ -473,6 +487,7 @@ def _restore_compile(model: Model, compile_meta: Any, state_entries: Any, arrays
             raise ValueError("'jit' must be true or false")
         model.compile(optimizer=optimizer if optimizer is not None else "rmsprop", loss=loss, metrics=metrics,
                       jit=jit)
+        _check_loss_axis(model)
         _check_metric_calls(model)
     except ModelFileError:
         raise
@@ -486,6 +501,11 @@ def _restore_compile(model: Model, compile_meta: Any, state_entries: Any, arrays
         model.optimizer.learning_rate  # noqa: B018 - raises for a schedule that gives no valid rate now
     except _REBUILD_ERRORS as exc:
         raise ModelFileError(f"{shown}: cannot restore the optimizer state: {exc}") from exc
+    try:
+        _dry_run(model)
+    except _REBUILD_ERRORS as exc:
+        raise ModelFileError(f"{shown}: the loss or a metric cannot take the model's outputs and the trues it was "
+                             f"trained with: {exc}") from exc
 
 
 def _optimizer_state(entries: Any, arrays: dict[str, np.ndarray], shown: str) -> dict[str, np.ndarray]:
@@ -500,6 +520,63 @@ def _optimizer_state(entries: Any, arrays: dict[str, np.ndarray], shown: str) ->
             raise ModelFileError(f"{shown}: corrupt header: optimizer_state[{i}] is invalid ({_cut(e, 80)})")
         state[e["key"]] = arr
     return state
+
+
+def _dry_run(model: Model) -> None:
+    """One sample of zeros through the model (inference), the loss and copies of the
+    metrics, recorded by no tape and changing nothing: a loss or metric that cannot take
+    the model's outputs and trues of the spec it was trained with (or, without one, of
+    the form its built-in loss takes) fails at load, not at the first training step."""
+    spec, trues_spec = model._input_spec, model._trues_spec
+    if spec is None:
+        return
+    saved = active_tapes[:]
+    active_tapes.clear()
+    try:
+        trues = None if trues_spec is None else _zeros(trues_spec)
+        predictions = model(_zeros(spec), False, trues)
+        if trues is None:
+            trues = _trues_for(model._loss_fn, predictions)
+            if trues is None:
+                return
+        model.compute_loss(trues, predictions)
+        for metric in getattr(model, "_metrics", []):
+            copy.deepcopy(metric).update_state(trues, predictions)
+    finally:
+        active_tapes[:] = saved
+
+
+def _trues_for(loss: Any, predictions: Any) -> np.ndarray | None:
+    """Zero trues of the form a built-in loss takes for ``predictions`` (None for others)."""
+    from .. import losses
+
+    shape = np.shape(predictions.value() if hasattr(predictions, "value") else predictions)
+    fn = loss.fn if isinstance(loss, losses.LossFunctionWrapper) else None
+    if isinstance(loss, losses.SparseCategoricalCrossentropy) or fn is losses.sparse_categorical_crossentropy:
+        return np.zeros(shape[:-1], np.int32) if shape else None
+    if type(loss) in (losses.CategoricalCrossentropy, losses.BinaryCrossentropy, losses.MeanSquaredError,
+                      losses.MeanAbsoluteError, losses.Huber) or fn in (
+            losses.categorical_crossentropy, losses.binary_crossentropy, losses.mean_squared_error,
+            losses.mean_absolute_error, losses.huber):
+        return np.zeros(shape, np.float32)
+    return None
+
+
+def _zeros(spec: Any) -> Any:
+    if isinstance(spec, list):
+        return [_zeros(s) for s in spec]
+    return np.zeros((1, *(1 if n is None else n for n in spec["shape"])), dtype=spec["dtype"])
+
+
+def _check_loss_axis(model: Model) -> None:
+    """A loss whose class axis the model's outputs do not have fails now."""
+    axis = getattr(model._loss_fn, "axis", None)
+    shape = model.output_shape
+    if isinstance(axis, int) and isinstance(shape, tuple):
+        rank = len(shape) + 1
+        if not -rank <= axis < rank:
+            raise ValueError(f"{type(model._loss_fn).__name__}: axis {axis} is out of range for the model's "
+                             f"outputs of rank {rank} (shape {('batch', *shape)})")
 
 
 def _check_metric_calls(model: Model) -> None:

@@ -43,7 +43,7 @@ class Adagrad(Optimizer):
         who = self._who()
         self.initial_accumulator_value = hyperparams.real(who, "initial_accumulator_value", initial_accumulator_value,
                                                           low=0.0)
-        self.epsilon = hyperparams.real(who, "epsilon", epsilon, low=0.0, low_open=True)
+        self.epsilon = hyperparams.epsilon(who, epsilon)  # slots are at least float32
 
     def _slot_names(self) -> tuple[str, ...]:
         return ("accumulator",)

@@ -72,7 +72,7 @@ class Adam(Optimizer):
         self.beta_1 = hyperparams.real(who, "beta_1", beta_1, low=0.0, high=1.0, high_open=True)
         self.beta_2 = hyperparams.real(who, "beta_2", beta_2, low=0.0, high=1.0, high_open=True)
         # epsilon > 0: with 0, a parameter whose gradients are all 0 would become 0 / 0 = NaN
-        self.epsilon = hyperparams.real(who, "epsilon", epsilon, low=0.0, low_open=True)
+        self.epsilon = hyperparams.epsilon(who, epsilon)  # slots are at least float32
         self.amsgrad = hyperparams.flag(who, "amsgrad", amsgrad)
 
     def _slot_names(self) -> tuple[str, ...]:

@@ -445,6 +445,7 @@ class Optimizer(FlatBufferEngine):
                         break
                 more = " ..." if len(absent) > 6 else ""
                 raise OpValueError(f"{self._who()}.set_state: the state lacks {absent[:6]}{more}")
+        self._check_slot_values(slots)
         layout = self._layout
         if layout is not None:
             self._check_state_shapes(slots, layout)
@@ -453,6 +454,10 @@ class Optimizer(FlatBufferEngine):
             self._pending = {k: v.copy() for k, v in slots.items()}
         self._iterations = int(iterations)
 
+
+    def _check_slot_values(self, slots: dict[str, np.ndarray]) -> None:
+        """Raise for slot values no update sequence can produce (subclasses with relations
+        between their slots check them here)."""
 
     def _check_state_for(self, params: Sequence[Variable]) -> None:
         """Raise if a state restored before the first update (``set_state``) does not fit

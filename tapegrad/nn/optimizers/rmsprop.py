@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ...errors import OpValueError
 from .. import hyperparams
 from .base import Optimizer
 from .flat_engine import FLUSH_MIN_EPSILON
@@ -52,7 +53,7 @@ class RMSprop(Optimizer):
         # rho < 1: with 1 the velocity would stay 0 and every step be lr * g / sqrt(epsilon)
         self.rho = hyperparams.real(who, "rho", rho, low=0.0, high=1.0, low_open=True, high_open=True)
         self.momentum = hyperparams.real(who, "momentum", momentum, low=0.0, high=1.0)
-        self.epsilon = hyperparams.real(who, "epsilon", epsilon, low=0.0, low_open=True)
+        self.epsilon = hyperparams.epsilon(who, epsilon)  # slots are at least float32
         self.centered = hyperparams.flag(who, "centered", centered)
 
     def _slot_names(self) -> tuple[str, ...]:
@@ -65,6 +66,20 @@ class RMSprop(Optimizer):
 
     def _flush_spec(self) -> tuple[tuple[str, ...], tuple[float, ...]]:
         return (self._slot_names(), (self.rho, self.momentum)) if self.epsilon >= FLUSH_MIN_EPSILON else ((), ())
+
+    def _check_slot_values(self, slots: dict[str, np.ndarray]) -> None:
+        # centered: v >= a^2 (the mean of g^2 is at least the square of the mean of g), so that
+        # v - a^2 + epsilon stays positive under the square root
+        if not self.centered:
+            return
+        for key, v in slots.items():
+            name, _, pos = key.rpartition("/")
+            a = slots.get(f"average_gradient/{pos}")
+            if name != "velocity" or a is None or a.shape != v.shape:
+                continue
+            if not np.all(v.astype(np.float64) - np.square(a.astype(np.float64)) + self.epsilon > 0):
+                raise OpValueError(f"{self._who()}.set_state: 'velocity/{pos}' is below the square of "
+                                   f"'average_gradient/{pos}': the square root of v - a^2 + epsilon would be NaN")
 
     def _kernel(self, p: np.ndarray, g: Any, slots: list, tmp: list, coef: tuple) -> None:
         k = 1
