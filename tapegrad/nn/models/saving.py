@@ -255,7 +255,10 @@ def check_extension(path: str | os.PathLike, who: str) -> None:
 
 
 def save_model(model: Model, path: str | os.PathLike) -> None:
-    """Write ``model`` (config, weights, compile config, optimizer state) to ``path``."""
+    """Write ``model`` (config, weights, compile config, optimizer state) to ``path``
+    (extension ``.tgm`` or any but another library's: see :func:`check_extension`),
+    atomically; a model beyond the limits of :mod:`.file_limits` is refused and nothing
+    is written."""
     check_extension(path, "model.save")
     model_meta = _model_meta(model)
     check_structure(model_meta, "model.save", OpValueError)
