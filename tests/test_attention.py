@@ -334,7 +334,7 @@ def test_models_with_attention_layers_save_and_load(tmp_path) -> None:
 
 
 def test_bad_arguments_name_the_layer() -> None:
-    with pytest.raises(ValueError, match="mha_x: num_heads must be a positive int, got 0"):
+    with pytest.raises(ValueError, match=r"MultiHeadAttention 'mha_x': num_heads must be a positive int.*, got 0"):
         layers.MultiHeadAttention(0, 4, name="mha_x")
     with pytest.raises(ValueError, match="score_mode must be 'dot' or 'concat'"):
         layers.Attention(score_mode="add")

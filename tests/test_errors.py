@@ -66,7 +66,43 @@ BAD_CALLS = [
      ["gradcheck", "order"]),
     ("grad of a non-float argument", lambda: tg.grad(lambda i: i * 2)(np.array([1, 2])), TypeError,
      ["grad", "int64"]),
+    # issue 8: errors that blamed the wrong argument, or came from NumPy, or did not come at all
+    ("scale by a string", lambda: tg.scale("two", v3), TypeError, ["scale", "argument alpha", "str"]),
+    ("Dense on strings", lambda: tg.layers.Dense(2, name="d")(np.array([["a", "b"]])), TypeError,
+     ["Dense", "'d'", "<U1", "(1, 2)", "strings"]),
+    ("predict on strings", lambda: _model().predict(np.array([["a", "b", "c", "d"]]), verbose=0), TypeError,
+     ["predict", "strings", "<U1", "(1, 4)"]),
+    ("fit on a list of strings", lambda: _model().fit(["a", "b"], np.zeros((2, 2)), verbose=0), TypeError,
+     ["fit", "strings", "2 str"]),
+    ("fit on 0 samples", lambda: _model().fit(np.zeros((0, 4)), np.zeros((0, 2)), verbose=0), ValueError,
+     ["fit", "0 samples", "(0, 4)"]),
+    ("item assignment", lambda: v3.__setitem__(0, 5), TypeError, ["immutable", "assign", "where"]),
+    ("truth value of a vector", lambda: bool(v3 > 0), ValueError, ["(3,)", "ambiguous", "any()", "all()"]),
+    ("np.sum with out=", lambda: np.sum(v3, out=np.zeros(())), ValueError, ["sum", "out=", "immutable"]),
+    ("reduce_sum with a float axis", lambda: tg.reduce_sum(x23, axis=1.7), TypeError,
+     ["reduce_sum", "argument axis", "1.7"]),
+    ("Adam with a negative learning rate", lambda: tg.optimizers.Adam(learning_rate=-0.1), ValueError,
+     ["Adam", "learning_rate", "-0.1"]),
+    ("Adam with a NaN epsilon", lambda: tg.optimizers.Adam(epsilon=float("nan")), ValueError,
+     ["Adam", "epsilon", "nan"]),
+    ("BatchNormalization with a negative epsilon", lambda: tg.layers.BatchNormalization(epsilon=-1, name="bn"),
+     ValueError, ["BatchNormalization 'bn'", "epsilon", "-1"]),
+    ("BatchNormalization with momentum 2", lambda: tg.layers.BatchNormalization(momentum=2, name="bn"),
+     ValueError, ["BatchNormalization 'bn'", "momentum", "2"]),
+    ("binary crossentropy with labels 2 and -1",
+     lambda: tg.losses.BinaryCrossentropy()(np.array([2.0, -1.0]), np.array([0.3, 0.6])), ValueError,
+     ["BinaryCrossentropy", "trues", "[0, 1]", "2.0"]),
+    ("an LSTM of 2**40 units", lambda: tg.layers.LSTM(2**40, name="l"), ValueError, ["LSTM 'l'", "units", str(2**40)]),
+    ("a checkpoint named .keras", lambda: tg.callbacks.ModelCheckpoint("ckpt.keras"), ValueError,
+     ["ModelCheckpoint", "'ckpt.keras'", ".tgm"]),
 ]
+
+
+def _model():
+    nn = tg.NeuralNetworks()
+    model = nn.models.Sequential([nn.layers.Dense(2, input_shape=(4,))])
+    model.compile(loss="mse", optimizer="adam")
+    return model
 
 
 @pytest.mark.parametrize("what, call, exc_type, words", BAD_CALLS, ids=[c[0] for c in BAD_CALLS])

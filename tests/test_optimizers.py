@@ -14,13 +14,13 @@ import pytest
 
 import tapegrad as tg
 from tapegrad.nn import optimizers as O  # noqa: N812
-from tapegrad.nn.optimizers import base as opt_base
+from tapegrad.nn.optimizers import flat_engine
 
 # Shapes: a matrix, a vector, a 0-d scalar (kept as a NumPy scalar by the Variable),
 # and a matrix larger than the concatenation threshold (gradients handed to the kernel
 # as separate arrays).
 SHAPES = [(4, 3), (3,), (), (150, 120)]
-assert math.prod(SHAPES[-1]) > opt_base._CONCAT_MAX
+assert math.prod(SHAPES[-1]) > flat_engine._CONCAT_MAX
 SMALL = [(4, 3), (3,), ()]
 
 
@@ -176,14 +176,16 @@ def test_sgd_matches_torch(momentum, nesterov):
 
 
 # Keras adds RMSprop's and Adagrad's epsilon inside the square root, torch outside it;
-# with epsilon = 0 the two formulas are the same, so the torch comparisons use eps=0
-# (the gradients here are never 0). The Keras placement with the default epsilon is
-# checked against the NumPy Keras formula below.
+# with epsilon = 0 the two formulas are the same. tapegrad requires epsilon > 0, so the
+# torch comparisons give torch eps=0 and tapegrad TINY_EPSILON, which vanishes next to
+# the float64 accumulators (the gradients here are never 0). The Keras placement with
+# the default epsilon is checked against the NumPy Keras formula below.
+TINY_EPSILON = 1e-30
 @pytest.mark.parametrize("centered", [False, True])
 @pytest.mark.parametrize("momentum", [0.0, 0.8])
 def test_rmsprop_matches_torch(centered, momentum):
     values = initial()
-    got = run_tapegrad(O.RMSprop(0.01, rho=0.85, momentum=momentum, epsilon=0.0, centered=centered), values)
+    got = run_tapegrad(O.RMSprop(0.01, rho=0.85, momentum=momentum, epsilon=TINY_EPSILON, centered=centered), values)
     want = run_torch(lambda t, ps: t.optim.RMSprop(ps, lr=0.01, alpha=0.85, eps=0.0, momentum=momentum,
                                                    centered=centered), values)
     assert_close(got, want, rtol=1e-11, atol=1e-13)
@@ -191,17 +193,19 @@ def test_rmsprop_matches_torch(centered, momentum):
 
 def test_adagrad_matches_torch():
     values = initial()
-    got = run_tapegrad(O.Adagrad(0.1, initial_accumulator_value=0.1, epsilon=0.0), values)
+    got = run_tapegrad(O.Adagrad(0.1, initial_accumulator_value=0.1, epsilon=TINY_EPSILON), values)
     want = run_torch(lambda t, ps: t.optim.Adagrad(ps, lr=0.1, initial_accumulator_value=0.1, eps=0.0), values)
     assert_close(got, want, rtol=1e-12, atol=1e-14)
 
 
 # Keras's Adam epsilon is "epsilon hat" (added to sqrt(v) after bias correction of the
-# step size), torch's is added to sqrt(v)/sqrt(1 - beta_2^t): equal at epsilon = 0.
+# step size), torch's is added to sqrt(v)/sqrt(1 - beta_2^t): equal at epsilon = 0 (here
+# torch's 0 against tapegrad's TINY_EPSILON, see above).
 @pytest.mark.parametrize("amsgrad", [False, True])
 def test_adamw_matches_torch(amsgrad):
     values = initial()
-    got = run_tapegrad(O.AdamW(0.02, weight_decay=0.1, beta_1=0.8, beta_2=0.99, epsilon=0.0, amsgrad=amsgrad), values)
+    opt = O.AdamW(0.02, weight_decay=0.1, beta_1=0.8, beta_2=0.99, epsilon=TINY_EPSILON, amsgrad=amsgrad)
+    got = run_tapegrad(opt, values)
     want = run_torch(lambda t, ps: t.optim.AdamW(ps, lr=0.02, betas=(0.8, 0.99), eps=0.0, weight_decay=0.1,
                                                  amsgrad=amsgrad), values)
     assert_close(got, want, rtol=1e-11, atol=1e-13)
@@ -210,7 +214,7 @@ def test_adamw_matches_torch(amsgrad):
 @pytest.mark.parametrize("amsgrad", [False, True])
 def test_adam_matches_torch_at_epsilon_zero(amsgrad):
     values = initial()
-    got = run_tapegrad(O.Adam(0.05, epsilon=0.0, amsgrad=amsgrad), values)
+    got = run_tapegrad(O.Adam(0.05, epsilon=TINY_EPSILON, amsgrad=amsgrad), values)
     want = run_torch(lambda t, ps: t.optim.Adam(ps, lr=0.05, eps=0.0, amsgrad=amsgrad), values)
     assert_close(got, want, rtol=1e-11, atol=1e-13)
 
@@ -436,7 +440,7 @@ def test_clipping_values_directly():
 def test_only_one_clipping_mode():
     with pytest.raises(ValueError, match="only one of clipnorm, clipvalue and global_clipnorm"):
         O.Adam(clipnorm=1.0, clipvalue=1.0)
-    with pytest.raises(ValueError, match="clipnorm must be a number > 0"):
+    with pytest.raises(ValueError, match="clipnorm must be positive"):
         O.SGD(clipnorm=-1.0)
 
 
@@ -922,7 +926,7 @@ def test_decaying_slots_are_flushed_before_they_become_subnormal():
         m_min = min(m_min, float(np.abs(m).max()) if m.any() else m_min)
     assert not opt.get_state()["m/0"].any() and opt.get_state()["v/0"].all()
     assert m_min < 1e-24  # it did decay that far before being flushed
-    # epsilon 0: no flush, the formula is followed to the last subnormal
+    # SGD's momentum is flushed too
     opt0 = O.SGD(0.01, momentum=0.5)
     u = tg.Variable(np.ones(1, np.float32))
     opt0.update([u], [np.ones(1, np.float32)])
@@ -931,7 +935,7 @@ def test_decaying_slots_are_flushed_before_they_become_subnormal():
         mom = opt0.get_state()["momentum/0"][0]
         assert mom == 0 or abs(mom) >= np.finfo(np.float32).tiny
     assert mom == 0.0
-    opt1 = O.Adam(0.01, epsilon=0.0)
+    opt1 = O.Adam(0.01, epsilon=1e-20)  # below FLUSH_MIN_EPSILON: no flush
     x = tg.Variable(np.ones(1, np.float32))
     opt1.update([x], [np.full(1, 1e-3, np.float32)])
     for _ in range(850):

@@ -287,7 +287,7 @@ def test_config_round_trip(cell: str) -> None:
 
 
 def test_bad_arguments_name_the_layer_and_the_value() -> None:
-    with pytest.raises(ValueError, match="lstm_bad: units must be a positive int, got 0"):
+    with pytest.raises(ValueError, match=r"LSTM 'lstm_bad': units must be a positive int.*, got 0"):
         layers.LSTM(0, name="lstm_bad")
     with pytest.raises(ValueError, match="dropout must be in"):
         layers.GRU(3, dropout=1.0)

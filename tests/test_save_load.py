@@ -184,6 +184,33 @@ def test_wrong_magic_version_and_header_length(tmp_path):
         read_container(tmp_path / "missing")
 
 
+def test_header_limits_are_checked_on_write_and_on_read(tmp_path, monkeypatch):
+    deep: object = []
+    for _ in range(300):
+        deep = [deep]
+    with pytest.raises(ModelFileError, match="nested 302 levels deep"):
+        read_container(craft(tmp_path / "deep.tgm", {"x": deep, "arrays": []}))
+    with pytest.raises(ValueError, match="nested 302 levels deep"):
+        write_container(tmp_path / "deep.tgm", {"x": deep}, {})
+    monkeypatch.setattr(container_mod, "MAX_HEADER_BYTES", 1000)
+    with pytest.raises(ValueError, match="more than the 1000 a file may hold"):
+        write_container(tmp_path / "big.tgm", {"x": "y" * 1000}, {})
+    assert not (tmp_path / "big.tgm").exists()
+    with pytest.raises(ModelFileError, match=r"header length \d+ exceeds .* the limit of 1000 bytes"):
+        read_container(craft(tmp_path / "big.tgm", {"x": "y" * 1000, "arrays": []}))
+
+
+@pytest.mark.parametrize("start, words", [
+    (b"PK\x03\x04" + b"\0" * 60, "Keras .keras file"),
+    (b"\x89HDF\r\n\x1a\n" + b"\0" * 60, "Keras .h5 file"),
+    (b"\x80\x02" + b"\0" * 60, "pickle"),
+], ids=["keras", "hdf5", "pickle"])
+def test_other_libraries_files_are_named(tmp_path, start, words):
+    (tmp_path / "m.keras").write_bytes(start)
+    with pytest.raises(ModelFileError, match=f"wrong magic bytes.*{words}.*only files written by tapegrad"):
+        read_container(tmp_path / "m.keras")
+
+
 def test_atomic_write_failure_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch):
     path = tmp_path / "m.tgm"
     write_container(path, {"v": 1}, {"w": np.ones(10)})
@@ -208,32 +235,66 @@ def test_saved_files_get_normal_permissions(tmp_path):
     assert os.stat(path).st_mode & 0o777 == 0o666 & ~mask
 
 
-_KILLED_SAVER = textwrap.dedent("""
-    import sys, time
+_SAVER = textwrap.dedent("""
+    import os, sys, time
     import numpy as np
     import tapegrad
     from tapegrad.io import container
 
-    path, ready = sys.argv[1], sys.argv[2]
+    path, ready, go = sys.argv[1], sys.argv[2], sys.argv[3]
     nn = tapegrad.NeuralNetworks()
     model = tapegrad.Sequential([nn.layers.Dense(512, input_shape=[256], activation="relu"),
                                  nn.layers.Dense(10)])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    write = container._write_array
+    calls = []
 
-    def write_half_then_hang(f, arr):
+    def write_half_then_wait(f, arr):
+        calls.append(arr)
+        if len(calls) > 1:
+            return write(f, arr)
         data = memoryview(arr).cast("B")
         f.write(data[: len(data) // 2])
         f.flush()
         with open(ready, "w") as r:
             r.write("ready")
-        time.sleep(120)
+        deadline = time.monotonic() + 120
+        while not os.path.exists(go) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        f.write(data[len(data) // 2:])
 
-    container._write_array = write_half_then_hang
+    container._write_array = write_half_then_wait
     model.save(path)
 """)
 
 
-def test_a_save_killed_midway_leaves_the_previous_file_intact(tmp_path):
+def start_saver(tmp_path: Path, path: Path) -> tuple[subprocess.Popen, Path]:
+    """A process that saves a model to ``path`` and stops in the middle of writing until
+    the file ``go`` exists. Returns it once it is there, and the path of ``go``."""
+    script = tmp_path / "saver.py"
+    script.write_text(_SAVER)
+    ready, go = tmp_path / "ready", tmp_path / "go"
+    for p in (ready, go):
+        p.unlink(missing_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the tapegrad under test
+    proc = subprocess.Popen([sys.executable, str(script), str(path), str(ready), str(go)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        if proc.poll() is not None:
+            raise AssertionError(proc.communicate()[1].decode())
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("the saver never reached the middle of its save")
+        time.sleep(0.01)
+    return proc, go
+
+
+def temporaries(folder: Path, name: str) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.name.startswith(f".{name}.") and p.name.endswith(".tmp"))
+
+
+def test_a_save_killed_midway_leaves_the_previous_file_intact_and_the_next_save_cleans_up(tmp_path):
     path = tmp_path / "model.tgm"
     model = sequential()
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
@@ -243,19 +304,11 @@ def test_a_save_killed_midway_leaves_the_previous_file_intact(tmp_path):
     before = path.read_bytes()
     expected = model.predict(x)
 
-    script = tmp_path / "saver.py"
-    script.write_text(_KILLED_SAVER)
-    ready = tmp_path / "ready"
-    proc = subprocess.Popen([sys.executable, str(script), str(path), str(ready)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc, _ = start_saver(tmp_path, path)
     try:
-        deadline = time.monotonic() + 60
-        while not ready.exists():
-            assert proc.poll() is None, proc.communicate()[1].decode()
-            assert time.monotonic() < deadline, "the saver never reached the middle of its save"
-            time.sleep(0.01)
-        temps = [p for p in tmp_path.iterdir() if p.name.startswith(".model.tgm.")]
+        temps = temporaries(tmp_path, "model.tgm")
         assert len(temps) == 1 and temps[0].stat().st_size > 100_000  # half written
+        assert f".{proc.pid}-" in temps[0].name  # its writer's pid is in its name
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
@@ -266,6 +319,34 @@ def test_a_save_killed_midway_leaves_the_previous_file_intact(tmp_path):
     # the half-written temporary file is garbage the loader refuses
     with pytest.raises(ModelFileError):
         read_container(temps[0])
+    assert temps[0].exists()
+    # the next save to the same path removes it (its writer is gone and holds no lock)
+    loaded.save(path)
+    assert temporaries(tmp_path, "model.tgm") == []
+    np.testing.assert_array_equal(tapegrad.load_model(path).predict(x), expected)
+
+
+def test_a_save_running_in_another_process_is_not_disturbed(tmp_path):
+    path = tmp_path / "model.tgm"
+    proc, go = start_saver(tmp_path, path)
+    try:
+        temps = temporaries(tmp_path, "model.tgm")
+        assert len(temps) == 1
+        size = temps[0].stat().st_size
+        mine = sequential()
+        mine.save(path)  # a concurrent save to the same path: it must leave the other one's file alone
+        assert temporaries(tmp_path, "model.tgm") == temps and temps[0].stat().st_size == size
+        np.testing.assert_array_equal(tapegrad.load_model(path).get_weights()[0], mine.get_weights()[0])
+        go.write_text("go")
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err.decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    assert temporaries(tmp_path, "model.tgm") == []
+    other = tapegrad.load_model(path)  # the other process's save, complete
+    assert other.get_weights()[0].shape == (256, 512)
 
 
 # -- models ---------------------------------------------------------------------------------------
@@ -436,7 +517,8 @@ def tamper(path: Path, change) -> Path:
     (lambda m, a: m["model"].update(class_name="os.system"), "unknown model class 'os.system'"),
     (lambda m, a: m["model"].update(class_name="__import__"), "unknown model class '__import__'"),
     (lambda m, a: m["model"]["config"]["layers"][0].update(class_name="eval"), "unknown layer class 'eval'"),
-    (lambda m, a: m["model"]["config"]["layers"][0]["config"].update(units=10 ** 12), "more than the"),
+    (lambda m, a: m["model"]["config"]["layers"][0]["config"].update(units=10 ** 8), "more than the"),
+    (lambda m, a: m["model"]["config"]["layers"][0]["config"].update(units=10 ** 12), "units must be a positive int"),
     (lambda m, a: m["model"]["config"]["layers"][0]["config"].update(input_shape=[10 ** 9]), "more than the"),
     (lambda m, a: m["model"]["config"]["layers"][0]["config"].update(units="many"), "units must be"),
     (lambda m, a: m["model"]["config"]["layers"][0]["config"].update(evil=1), "cannot rebuild"),
@@ -446,7 +528,7 @@ def tamper(path: Path, change) -> Path:
     (lambda m, a: m["model"].update(input_spec={"shape": [4], "dtype": "object"}), "invalid input spec"),
     (lambda m, a: m.update(kind="pickle"), "got kind 'pickle'"),
     (lambda m, a: m.update(format="numpy"), "not a tapegrad model file"),
-    (lambda m, a: m.update(weights=[{"name": "x", "array": "../../etc/passwd"}]), "weight entry #0"),
+    (lambda m, a: m.update(weights=[{"name": "x", "array": "../../etc/passwd"}]), "weights[0] is invalid"),
     (lambda m, a: m.update(weights="all"), "'weights' must be a list"),
     (lambda m, a: m["weights"].pop(), "the file holds 3 weights"),
     (lambda m, a: a.update({"weights/0": np.zeros((4, 17), np.float32)}), "has shape (4, 17) in the file"),
@@ -454,7 +536,7 @@ def tamper(path: Path, change) -> Path:
     (lambda m, a: m["compile"]["optimizer"].update(class_name="subprocess.Popen"), "unknown optimizer"),
     (lambda m, a: m["compile"]["loss"].update(class_name="exec"), "unknown loss class"),
     (lambda m, a: m["compile"].update(metrics="accuracy"), "'metrics' must be a list"),
-    (lambda m, a: m.update(optimizer_state=[{"key": "x", "array": "nope"}]), "optimizer state entry #0"),
+    (lambda m, a: m.update(optimizer_state=[{"key": "x", "array": "nope"}]), "optimizer_state[0] is invalid"),
     (lambda m, a: m.update(model=[]), "'model' must be an object"),
 ])
 def test_hostile_model_headers_raise_clear_errors_and_execute_nothing(tmp_path, change, words, monkeypatch):

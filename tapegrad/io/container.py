@@ -18,8 +18,9 @@ Reading is defensive, for files that are truncated, corrupted or written by an a
 
 1. the size, magic and version are checked, then the SHA-256 of the whole file is
    verified (streamed in chunks) before anything else is parsed;
-2. the header length is bounded by the file size (and 64 MiB); the JSON is parsed
-   with duplicate keys rejected; nothing in it is ever imported, evaluated or called;
+2. the header length is bounded by the file size (and 16 MiB); the JSON is parsed
+   with duplicate keys rejected and nested at most 256 levels deep; nothing in it is
+   ever imported, evaluated or called;
 3. every array entry is checked: a plain name, a dtype from a fixed whitelist of
    numeric dtypes (no object, string or void dtypes), a shape of at most 32
    non-negative ints whose byte count equals ``nbytes``, and a byte range inside the
@@ -51,9 +52,10 @@ VERSION = 1
 _PREFIX = struct.Struct("<12sIQ")  # magic, version, header length
 _ALIGN = 64
 _DIGEST = 32
-MAX_HEADER_BYTES = 64 * 1024 * 1024
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+MAX_JSON_DEPTH = 256
 MAX_NDIM = 32
-MAX_ARRAYS = 1_000_000
+MAX_ARRAYS = 100_000
 _CHUNK = 1 << 20
 
 #: The only dtypes a file may declare (NumPy names; stored little-endian).
@@ -126,7 +128,16 @@ def write_container(path: str | os.PathLike, meta: dict[str, Any], arrays: dict[
                         "offset": offset, "nbytes": arr.nbytes})
         prepared.append((offset, arr))
         offset += arr.nbytes
+    if len(entries) > MAX_ARRAYS:
+        raise ValueError(f"write_container: {len(entries)} arrays, more than the {MAX_ARRAYS} a file may hold")
     header = json.dumps({**meta, "arrays": entries}, separators=(",", ":")).encode("utf-8")
+    if len(header) > MAX_HEADER_BYTES:
+        raise ValueError(f"write_container: the header (the JSON metadata) takes {len(header)} bytes, more than "
+                         f"the {MAX_HEADER_BYTES} a file may hold")
+    depth = json_depth(meta)
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"write_container: the metadata is nested {depth} levels deep, more than the "
+                         f"{MAX_JSON_DEPTH} a file may hold")
     data_start = _align(_PREFIX.size + len(header))
 
     def write(raw: IO[bytes]) -> None:
@@ -160,7 +171,8 @@ def read_container(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, n
                                  f"(truncated or empty?)")
         magic, version, header_len = _PREFIX.unpack(f.read(_PREFIX.size))
         if magic != MAGIC:
-            raise ModelFileError(f"{shown}: not a tapegrad model/weights file (wrong magic bytes {magic[:12]!r})")
+            raise ModelFileError(f"{shown}: not a tapegrad model/weights file (wrong magic bytes {magic[:12]!r})"
+                                 + _foreign_format(magic))
         if version != VERSION:
             newer = "; the file is corrupt or from a newer tapegrad" if version > VERSION else ""
             raise ModelFileError(f"{shown}: unsupported format version {version} (this tapegrad reads "
@@ -185,6 +197,38 @@ def read_container(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, n
             arr = np.frombuffer(buf, dtype=dtype).reshape(shape)
             arrays[name] = arr if dtype.isnative else arr.astype(dtype.newbyteorder("="))
     return meta, arrays
+
+
+_FOREIGN = (
+    (b"PK\x03\x04", "a zip archive, e.g. a Keras .keras file"),
+    (b"\x89HDF\r\n\x1a\n", "an HDF5 file, e.g. a Keras .h5 file"),
+    (b"\x93NUMPY", "a NumPy .npy file"),
+    (b"\x80", "a Python pickle, e.g. a PyTorch .pt file"),
+)
+
+
+def _foreign_format(magic: bytes) -> str:
+    for start, what in _FOREIGN:
+        if magic.startswith(start):
+            return f"; it looks like {what}: tapegrad reads only files written by tapegrad's save"
+    return ""
+
+
+def json_depth(value: Any) -> int:
+    """How deeply lists and dicts nest in a JSON value (a scalar is 0), without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, (list, tuple)):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list, tuple)))
+    return deepest
 
 
 def _verify_digest(f: IO[bytes], size: int, shown: str) -> None:
@@ -219,6 +263,10 @@ def _parse_header(raw: bytes, shown: str) -> dict[str, Any]:
         raise ModelFileError(f"{shown}: corrupt header: not valid JSON ({str(exc)[:200]})") from None
     if not isinstance(meta, dict):
         raise ModelFileError(f"{shown}: corrupt header: expected a JSON object, got {type(meta).__name__}")
+    depth = json_depth(meta)
+    if depth > MAX_JSON_DEPTH:
+        raise ModelFileError(f"{shown}: corrupt header: its JSON is nested {depth} levels deep (the limit is "
+                             f"{MAX_JSON_DEPTH})")
     return meta
 
 

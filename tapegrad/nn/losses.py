@@ -67,7 +67,7 @@ from ..ops.elementwise import (
 from ..ops.loss_ops import sce_p, sigmoid_ce_p, softmax_ce_p, take_class_p
 from ..ops.reduction import reduce_mean_p, reduce_sum_p
 from ..ops.shape import reshape_p
-from . import loss_masks, metrics_base
+from . import hyperparams, loss_masks, metrics_base
 from .loss_checks import (
     check_class_labels,
     check_probability_trues,
@@ -402,10 +402,12 @@ class Loss:
 
     def __init__(self, reduction: str | None = "mean", name: str | None = None, dtype: Any = None) -> None:
         label = type(self).__name__
-        if reduction not in _REDUCTIONS:
+        if not (reduction is None or isinstance(reduction, str)) or reduction not in _REDUCTIONS:
             raise OpValueError(f"{label}: reduction must be one of 'mean' (or 'sum_over_batch_size'), 'sum' or "
                                f"'none', got {reduction!r}")
         self.reduction: str = _REDUCTIONS[reduction]
+        if name is not None and not isinstance(name, str):
+            raise OpTypeError(f"{label}: name must be a string, got {type(name).__name__} {hyperparams.show(name)}")
         self.name: str = name if name is not None else _snake_case(label)
         self.dtype: np.dtype | None = None
         if dtype is not None:
@@ -471,9 +473,11 @@ class LossFunctionWrapper(Loss):
 
     def __init__(self, fn: Callable[..., Any], reduction: str | None = "mean", name: str | None = None,
                  dtype: Any = None, **kwargs: Any) -> None:
-        if not callable(fn):
-            raise OpTypeError(f"LossFunctionWrapper: fn must be callable, got {type(fn).__name__}")
+        if not callable(fn) or isinstance(fn, type):
+            raise OpTypeError(f"LossFunctionWrapper: fn must be a function of (trues, predicts), got "
+                              f"{type(fn).__name__} {hyperparams.show(fn)}")
         super().__init__(reduction, name if name is not None else getattr(fn, "__name__", "loss"), dtype)
+        _check_call(fn, kwargs)
         self.fn = fn
         self.fn_kwargs = kwargs
 
@@ -495,11 +499,30 @@ class LossFunctionWrapper(Loss):
     @classmethod
     def from_config(cls, config: dict[str, Any], custom_objects: dict[str, Any] | None = None) -> Loss:
         config = dict(config)
-        fn_name = config.pop("fn")
+        fn_name = config.pop("fn", None)
+        if not isinstance(fn_name, str):
+            raise OpValueError(f"LossFunctionWrapper: the config's 'fn' must be a function name, got "
+                               f"{hyperparams.show(fn_name)}")
         fn = (custom_objects or {}).get(fn_name) or _FUNCTIONS.get(fn_name)
         if fn is None:
             raise OpValueError(f"LossFunctionWrapper: unknown loss function {fn_name!r}; pass it in custom_objects")
         return cls(fn, **config)
+
+
+def _check_call(fn: Callable[..., Any], kwargs: dict[str, Any], owner: str = "LossFunctionWrapper") -> None:
+    """Raise now, not at the first training step, if ``fn(trues, predicts, **kwargs)``
+    cannot be called."""
+    import inspect
+
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # no signature to read: nothing to check
+        return
+    try:
+        signature.bind(None, None, **kwargs)
+    except TypeError as exc:
+        raise OpTypeError(f"{owner}: {getattr(fn, '__name__', 'fn')}{signature} cannot be called as "
+                          f"fn(trues, predicts{''.join(f', {k}=...' for k in kwargs)}): {exc}") from None
 
 
 class MeanSquaredError(Loss):
@@ -531,9 +554,7 @@ class Huber(Loss):
     def __init__(self, delta: float = 1.0, reduction: str | None = "mean", name: str | None = "huber_loss",
                  dtype: Any = None) -> None:
         super().__init__(reduction, name, dtype)
-        self.delta = float(delta)
-        if not self.delta > 0:
-            raise OpValueError(f"Huber: delta must be positive, got {delta!r}")
+        self.delta = hyperparams.real("Huber", "delta", delta, low=0.0, low_open=True)
 
     def call(self, trues: Any, predicts: Any) -> Variable:
         return _huber(self._op, trues, predicts, self.delta, self.dtype)
@@ -566,8 +587,10 @@ class SparseCategoricalCrossentropy(_Crossentropy):
     def __init__(self, from_logits: bool = False, ignore_class: int | None = None, reduction: str | None = "mean",
                  name: str | None = "sparse_categorical_crossentropy", dtype: Any = None) -> None:
         super().__init__(reduction, name, dtype)
-        self.from_logits = bool(from_logits)
-        self.ignore_class = None if ignore_class is None else int(ignore_class)
+        label = type(self).__name__
+        self.from_logits = hyperparams.flag(label, "from_logits", from_logits)
+        self.ignore_class = None if ignore_class is None else hyperparams.integer(
+            label, "ignore_class", ignore_class, low=-(2**63), high=2**63 - 1)
 
     def _accuracy_metric(self) -> metrics_base.Metric:
         return metrics_base.SparseCategoricalAccuracy("accuracy")
@@ -595,11 +618,10 @@ class _SmoothedCrossentropy(_Crossentropy):
     def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
                  reduction: str | None = "mean", name: str | None = None, dtype: Any = None) -> None:
         super().__init__(reduction, name, dtype)
-        self.from_logits = bool(from_logits)
-        self.label_smoothing = float(label_smoothing)
-        self.axis = int(axis)
-        if not 0.0 <= self.label_smoothing <= 1.0:
-            raise OpValueError(f"{type(self).__name__}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+        label = type(self).__name__
+        self.from_logits = hyperparams.flag(label, "from_logits", from_logits)
+        self.label_smoothing = hyperparams.real(label, "label_smoothing", label_smoothing, low=0.0, high=1.0)
+        self.axis = hyperparams.axis(label, "axis", axis)
 
     def call(self, trues: Any, predicts: Any) -> Variable:
         return self._compute(self._op, trues, predicts, self.from_logits, self.label_smoothing, self.axis,

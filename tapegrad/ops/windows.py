@@ -24,6 +24,8 @@ from ..errors import OpTypeError, OpValueError
 from .shape import transpose_p
 
 Pads = tuple  # ((lo, hi), ...) per spatial axis
+#: The largest window, stride, dilation or padding: int32's range (a size no array can have).
+MAX_WINDOW = 2**31 - 1
 
 
 # -- argument checks ---------------------------------------------------------------------
@@ -38,6 +40,8 @@ def spatial_tuple(value: Any, rank: int, op: str, arg: str, minimum: int = 1) ->
             raise OpTypeError(f"{op}: {arg} must be an int or a tuple of ints, got {value!r}")
         if v < minimum:
             raise OpValueError(f"{op}: {arg} must be >= {minimum}, got {value!r}")
+        if v > MAX_WINDOW:
+            raise OpValueError(f"{op}: {arg} must be at most {MAX_WINDOW} (int32's range), got {value!r}")
         out.append(int(v))
     return tuple(out)
 

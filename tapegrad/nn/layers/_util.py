@@ -10,6 +10,7 @@ import numpy as np
 from ...autodiff.broadcast import astype_p
 from ...autodiff.variable import Variable, wrap
 from ...errors import OpTypeError, OpValueError
+from .. import hyperparams
 
 
 def value_of(x: Any) -> Any:
@@ -81,8 +82,20 @@ def known_size(shape: tuple) -> int | None:
     return math.prod(shape)
 
 
-def json_axis(axis: Any) -> Any:
-    return [int(a) for a in axis] if isinstance(axis, (list, tuple)) else int(axis)
+def owner(layer: Any) -> str:
+    """How constructor errors name a layer: its class and name."""
+    return f"{type(layer).__name__} {layer.name!r}"
+
+
+def json_axis(layer: Any, axis: Any, arg: str = "axis") -> Any:
+    """An axis argument (an int or a list of ints), checked for type and a sane range
+    (against the inputs' rank when the layer is built)."""
+    if isinstance(axis, (list, tuple)):
+        if not axis or len(axis) > hyperparams.MAX_RANK:
+            raise OpValueError(f"{owner(layer)}: {arg} must be an int or a list of 1 to {hyperparams.MAX_RANK} "
+                               f"ints, got {hyperparams.show(axis)}")
+        return [hyperparams.axis(owner(layer), arg, a) for a in axis]
+    return hyperparams.axis(owner(layer), arg, axis)
 
 
 def integer_indices(layer: Any, indices: Any) -> Any:

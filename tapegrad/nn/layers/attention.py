@@ -24,9 +24,10 @@ from ...ops.linalg import matmul_p
 from ...ops.nn_ops import RandomSource, dropout_mask_p
 from ...ops.reduction import reduce_sum_p
 from ...ops.shape import concat_p, expand_dims_p, reshape_p
-from .. import initializers
+from .. import hyperparams, initializers
+from ..hyperparams import MAX_DIM
 from ._masks import checked_mask, mask_of
-from ._util import autocast, shape_list, value_of
+from ._util import autocast, owner, shape_list, value_of
 from .base import Layer
 
 
@@ -88,13 +89,13 @@ class Attention(Layer):
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not isinstance(use_scale, (bool, np.bool_)):
-            raise OpTypeError(f"{self.name}: use_scale must be True or False, got {use_scale!r}")
+            raise OpTypeError(f"{owner(self)}: use_scale must be True or False, got {use_scale!r}")
         if score_mode not in ("dot", "concat"):
-            raise OpValueError(f"{self.name}: score_mode must be 'dot' or 'concat', got {score_mode!r}")
+            raise OpValueError(f"{owner(self)}: score_mode must be 'dot' or 'concat', got {score_mode!r}")
         self.use_scale = bool(use_scale)
         self.score_mode = score_mode
-        self.dropout = _rate(self.name, dropout)
-        self.seed = _seed(self.name, seed)
+        self.dropout = _rate(owner(self), dropout)
+        self.seed = _seed(owner(self), seed)
         self._rng = None if self.seed is None else np.random.default_rng(self.seed)
         self.scale: Variable | None = None
         self.concat_score_weight: Variable | None = None
@@ -193,19 +194,21 @@ class MultiHeadAttention(Layer):
         for arg, value in (("num_heads", num_heads), ("key_dim", key_dim), ("value_dim", value_dim)):
             if value is None and arg == "value_dim":
                 continue
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-                raise OpValueError(f"{self.name}: {arg} must be a positive int, got {value!r}")
+            if isinstance(value, (float, np.floating)):
+                raise OpValueError(f"{owner(self)}: {arg} must be a positive int, got {value!r}")
+            hyperparams.integer(owner(self), arg, value, low=1)
         self.num_heads = int(num_heads)
         self.key_dim = int(key_dim)
         self.value_dim = int(value_dim) if value_dim is not None else self.key_dim
-        self.dropout = _rate(self.name, dropout)
+        self.dropout = _rate(owner(self), dropout)
         if not isinstance(use_bias, (bool, np.bool_)):
-            raise OpTypeError(f"{self.name}: use_bias must be True or False, got {use_bias!r}")
+            raise OpTypeError(f"{owner(self)}: use_bias must be True or False, got {use_bias!r}")
         self.use_bias = bool(use_bias)
         if output_shape is not None:
             dims = (output_shape,) if isinstance(output_shape, (int, np.integer)) else tuple(output_shape)
-            if not dims or any(not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0 for n in dims):
-                raise OpValueError(f"{self.name}: output_shape must be a positive int or a tuple of them, got "
+            if not dims or any(not isinstance(n, (int, np.integer)) or isinstance(n, bool) or not 0 < n <= MAX_DIM
+                               for n in dims):
+                raise OpValueError(f"{owner(self)}: output_shape must be a positive int or a tuple of them, got "
                                    f"{output_shape!r}")
             output_shape = tuple(int(n) for n in dims)
         self._output_dims: tuple[int, ...] | None = output_shape
@@ -213,7 +216,7 @@ class MultiHeadAttention(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self._init_configs = {"kernel_initializer": initializers.serialize(kernel_initializer),
                               "bias_initializer": initializers.serialize(bias_initializer)}
-        self.seed = _seed(self.name, seed)
+        self.seed = _seed(owner(self), seed)
         self._rng = None if self.seed is None else np.random.default_rng(self.seed)
         self._scale = 1.0 / math.sqrt(float(self.key_dim))
 

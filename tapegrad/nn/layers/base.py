@@ -22,6 +22,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import re
+import threading
 import weakref
 from typing import Any, Callable
 
@@ -30,9 +31,21 @@ import numpy as np
 from ... import _dtypes
 from ...autodiff.variable import Variable
 from ...errors import OpTypeError, OpValueError
+from .. import hyperparams
 from ._masks import pass_mask
 
 _name_counters: dict[str, itertools.count] = {}
+
+
+class _Guard(threading.local):
+    """Per thread: the limits of a model file being rebuilt (``active`` has
+    ``layer(layer)`` and ``weight(layer, name, shape, dtype)``, which raise when the
+    file asks for more than it may), or None. Set by :mod:`tapegrad.nn.models.saving`."""
+
+    active: Any = None
+
+
+rebuild_guard = _Guard()
 
 
 def unique_name(base: str) -> str:
@@ -116,14 +129,21 @@ class Layer:
         dtype: Any = None,
         trainable: bool = True,
     ) -> None:
+        if name is not None and not isinstance(name, str):
+            raise OpTypeError(f"{type(self).__name__}: name must be a string, got {type(name).__name__} "
+                              f"{hyperparams.show(name)}")
         self.name = name if name is not None else unique_name(snake_case(type(self).__name__))
-        self.dtype = _dtypes.DEFAULT_FLOAT if dtype is None else _dtypes.as_dtype(dtype, self.name)
-        self.input_shape: Any = None if input_shape is None else _as_shape(input_shape)
+        owner = f"{type(self).__name__} {self.name!r}"
+        self.dtype = _dtypes.DEFAULT_FLOAT if dtype is None else _dtypes.as_dtype(dtype, owner)
+        self.input_shape: Any = None if input_shape is None else _as_shape(input_shape, owner)
         self.output_shape: Any = None
         self.built = False
-        self._trainable = bool(trainable)
+        self._trainable = hyperparams.flag(owner, "trainable", trainable)
         self._weights: list[Variable] = []
         self._last_shape: tuple | None = None  # the full shape of the last checked input
+        guard = rebuild_guard.active
+        if guard is not None:
+            guard.layer(self)
 
     # -- weights ----------------------------------------------------------------------
     def add_weight(
@@ -139,6 +159,9 @@ class Layer:
 
         shape = tuple(int(n) for n in shape)
         dt = self.dtype if dtype is None else _dtypes.as_dtype(dtype, self.name)
+        guard = rebuild_guard.active
+        if guard is not None:
+            guard.weight(self, name, shape, dt)
         value = initializers.get(initializer)(shape, dt)
         var = Variable(np.asarray(value, dtype=dt), name=f"{self.name}/{name}", trainable=trainable)
         self._weights.append(var)
@@ -310,15 +333,16 @@ _KIND_NAMES = {"U": "strings", "S": "bytes", "O": "Python objects", "c": "comple
                "m": "time deltas", "V": "raw records"}
 
 
-def _as_shape(shape: Any) -> Any:
-    if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple)):
-        return [_as_shape(s) for s in shape]
-    if isinstance(shape, (int, np.integer)):
-        return (int(shape),)
-    try:
-        return tuple(None if n is None else int(n) for n in shape)
-    except TypeError:
-        raise OpTypeError(f"input_shape must be a sequence of ints, got {shape!r}") from None
+def _as_shape(shape: Any, owner: str = "Layer") -> Any:
+    """A declared input shape (batch axis excluded), or a list of them for several inputs."""
+    if isinstance(shape, np.ndarray):
+        shape = shape.tolist()
+    if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple, np.ndarray)):
+        if len(shape) > hyperparams.MAX_INPUTS:
+            raise OpValueError(f"{owner}: input_shape lists {len(shape)} inputs, more than {hyperparams.MAX_INPUTS}")
+        return [hyperparams.shape(owner, f"input_shape[{i}]", s.tolist() if isinstance(s, np.ndarray) else s)
+                for i, s in enumerate(shape)]
+    return hyperparams.shape(owner, "input_shape", shape)
 
 
 def _compatible(expected: Any, got: Any) -> bool:

@@ -18,17 +18,17 @@ from ...autodiff.variable import Variable
 from ...errors import OpTypeError, OpValueError
 from ...ops import windows as win
 from ...ops.conv import convolve, convolve_transpose, transpose_pads
-from .. import activations, initializers
-from ._util import autocast, single_shape
+from .. import activations, hyperparams, initializers
+from ._util import autocast, owner, single_shape
 from .base import Layer
 
 _AXES = {1: "steps", 2: "height, width", 3: "depth, height, width"}
 
 
 def positive_int(layer: Layer, name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise OpValueError(f"{layer.name}: {name} must be a positive int, got {value!r}")
-    return int(value)
+    if isinstance(value, (float, np.floating)):  # an integral float (4.0) is still not a count of filters
+        raise OpValueError(f"{owner(layer)}: {name} must be a positive int, got {value!r}")
+    return hyperparams.integer(owner(layer), name, value, low=1)
 
 
 def layout(rank: int, data_format: str) -> str:
@@ -90,7 +90,7 @@ class _Conv(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        rank, name = self.rank, self.name
+        rank, name = self.rank, owner(self)
         self.filters = positive_int(self, "filters", filters)
         self.kernel_size = win.spatial_tuple(kernel_size, rank, name, "kernel_size")
         self.strides = win.spatial_tuple(strides, rank, name, "strides")
@@ -102,8 +102,8 @@ class _Conv(Layer):
         if self.filters % self.groups:
             raise OpValueError(f"{name}: groups={self.groups} must divide filters={self.filters}")
         if output_padding is not None and not self.transposed:
-            raise OpTypeError(f"{name}: {type(self).__name__} takes no output_padding (a transposed convolution "
-                              f"does)")
+            raise OpTypeError(f"{name}: output_padding is not an argument of {type(self).__name__} "
+                              f"(a transposed convolution takes one)")
         self.output_padding = None if output_padding is None else win.spatial_tuple(
             output_padding, rank, name, "output_padding", minimum=0)
         self.activation = activations.get(activation)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from ...autodiff.variable import Variable
 from ...errors import OpValueError
 from ...ops.elementwise import add_p
 from ...ops.linalg import matmul_p
 from ...ops.shape import reshape_p
-from .. import activations, initializers
-from ._util import autocast, single_shape, value_of
+from .. import activations, hyperparams, initializers
+from ._util import autocast, owner, single_shape, value_of
 from .base import Layer
 
 
@@ -73,13 +71,11 @@ class Dense(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units <= 0:
-            raise OpValueError(f"{self.name}: units must be a positive int, got {units!r}")
-        self.units = int(units)
+        self.units = hyperparams.integer(owner(self), "units", units, low=1)
         self.activation = activations.get(activation)
         # None for the identity: no op at all.
         self._act = None if self.activation is activations.linear else self.activation
-        self.use_bias = bool(use_bias)
+        self.use_bias = hyperparams.flag(owner(self), "use_bias", use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
         self._kernel_init_config = initializers.serialize(kernel_initializer)

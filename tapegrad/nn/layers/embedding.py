@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from ...autodiff.variable import Variable
 from ...errors import OpValueError
 from ...ops.elementwise import not_equal_p
 from ...ops.nn_ops import gatherb_p
-from .. import initializers
-from ._util import integer_indices, single_shape, value_of
+from .. import hyperparams, initializers
+from ._util import integer_indices, owner, single_shape, value_of
 from .base import Layer
 
 
@@ -37,16 +35,15 @@ class Embedding(Layer):
         input_length: int | None = None,
         **kwargs: Any,
     ) -> None:
-        if input_length is not None and kwargs.get("input_shape") is None:
-            kwargs["input_shape"] = (int(input_length),)
         super().__init__(**kwargs)
-        for arg, value in (("input_dim", input_dim), ("output_dim", output_dim)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-                raise OpValueError(f"{self.name}: {arg} must be a positive int, got {value!r}")
-        self.input_dim = int(input_dim)
-        self.output_dim = int(output_dim)
-        self.mask_zero = bool(mask_zero)
-        self.input_length = None if input_length is None else int(input_length)
+        who = owner(self)
+        self.input_dim = hyperparams.integer(who, "input_dim", input_dim, low=1)
+        self.output_dim = hyperparams.integer(who, "output_dim", output_dim, low=1)
+        self.mask_zero = hyperparams.flag(who, "mask_zero", mask_zero)
+        self.input_length = None if input_length is None else hyperparams.integer(who, "input_length", input_length,
+                                                                                  low=1)
+        if self.input_length is not None and self.input_shape is None:
+            self.input_shape = (self.input_length,)
         self.embeddings_initializer = initializers.get(embeddings_initializer)
         self._init_config = initializers.serialize(embeddings_initializer)
         self.embeddings: Variable | None = None

@@ -8,7 +8,8 @@ import numpy as np
 
 from ...errors import OpTypeError, OpValueError
 from ...ops.nn_ops import gatherb_p
-from ._util import integer_indices, shape_list, value_of
+from .. import hyperparams
+from ._util import integer_indices, owner, shape_list, value_of
 from .base import Layer
 from .merging import _multi_input_kwargs
 
@@ -55,11 +56,15 @@ class Gather(Layer):
         for arg, value in (("axis", axis), ("batch_dims", batch_dims), ("detail_depth", detail_depth),
                            ("index_depth", index_depth)):
             if value is not None and (not isinstance(value, (int, np.integer)) or isinstance(value, bool)):
-                raise OpTypeError(f"{self.name}: {arg} must be an int or None, got {value!r}")
-        self.axis = None if axis is None else int(axis)
-        self.batch_dims = None if batch_dims is None else int(batch_dims)
-        self.detail_depth = None if detail_depth is None else int(detail_depth)
-        self.index_depth = None if index_depth is None else int(index_depth)
+                raise OpTypeError(f"{owner(self)}: {arg} must be an int or None, got {hyperparams.show(value)}")
+
+        def checked(arg: str, value: Any) -> int | None:
+            return None if value is None else hyperparams.axis(owner(self), arg, value)
+
+        self.axis = checked("axis", axis)
+        self.batch_dims = checked("batch_dims", batch_dims)
+        self.detail_depth = checked("detail_depth", detail_depth)
+        self.index_depth = checked("index_depth", index_depth)
         self._dims: tuple[int, int, int, int] | None = None
 
     def _resolve(self, params_shape: tuple, index_shape: tuple) -> tuple[tuple, tuple[int, int, int, int]]:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...errors import OpValueError
+from ...errors import OpTypeError, OpValueError
 from ...ops.elementwise import add_p
 from ...ops.shape import concat_p
+from .. import hyperparams
 from ._masks import time_concatenated_mask
-from ._util import full_axes, shape_list
+from ._util import full_axes, owner, shape_list
 from .base import Layer
 
 
@@ -21,7 +22,9 @@ def _multi_input_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     if shapes is not None:
         if kwargs.get("input_shape") is not None:
             raise OpValueError("give either input_shape or input_shapes, not both")
-        kwargs["input_shape"] = [list(s) for s in shapes]
+        if not isinstance(shapes, (list, tuple)):
+            raise OpTypeError(f"input_shapes must be a list of shapes, got {hyperparams.show(shapes)}")
+        kwargs["input_shape"] = [list(s) if isinstance(s, (list, tuple)) else s for s in shapes]
     return kwargs
 
 
@@ -33,7 +36,7 @@ class Concatenate(Layer):
 
     def __init__(self, axis: int = -1, **kwargs: Any) -> None:
         super().__init__(**_multi_input_kwargs(kwargs))
-        self.axis = int(axis)
+        self.axis = hyperparams.axis(owner(self), "axis", axis)
         self._axis: int | None = None
 
     def build(self, input_shape: Any) -> None:

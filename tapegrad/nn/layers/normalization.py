@@ -9,8 +9,8 @@ from ...errors import OpValueError
 from ...ops.elementwise import add_p, mul_p, pow_p, square_p, sub_p
 from ...ops.reduction import reduce_mean_p
 from ...ops.shape import reshape_p
-from .. import initializers
-from ._util import autocast, full_axes, json_axis, single_shape
+from .. import hyperparams, initializers
+from ._util import autocast, full_axes, json_axis, owner, single_shape
 from .base import Layer
 
 
@@ -30,10 +30,11 @@ class _Normalization(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.axis = json_axis(axis)
-        self.epsilon = float(epsilon)
-        self.center = bool(center)
-        self.scale = bool(scale)
+        who = owner(self)
+        self.axis = json_axis(self, axis)
+        self.epsilon = hyperparams.epsilon(who, epsilon, self.dtype)
+        self.center = hyperparams.flag(who, "center", center)
+        self.scale = hyperparams.flag(who, "scale", scale)
         self.beta_initializer = initializers.get(beta_initializer)
         self.gamma_initializer = initializers.get(gamma_initializer)
         self._init_configs = {"beta_initializer": initializers.serialize(beta_initializer),
@@ -109,7 +110,7 @@ class BatchNormalization(_Normalization):
         **kwargs: Any,
     ) -> None:
         super().__init__(axis, epsilon, center, scale, beta_initializer, gamma_initializer, **kwargs)
-        self.momentum = float(momentum)
+        self.momentum = hyperparams.real(owner(self), "momentum", momentum, low=0.0, high=1.0)
         self.moving_mean_initializer = initializers.get(moving_mean_initializer)
         self.moving_variance_initializer = initializers.get(moving_variance_initializer)
         self._init_configs.update(moving_mean_initializer=initializers.serialize(moving_mean_initializer),

@@ -9,6 +9,7 @@ from ...errors import OpValueError
 from ...ops import windows as win
 from ...ops.pooling import avg_pool, max_pool
 from ...ops.reduction import reduce_max_p, reduce_mean_p
+from ._util import owner
 from .base import Layer
 from .conv import check_rank, conv_output_size, join_channels, split_channels
 
@@ -20,11 +21,11 @@ class _Pooling(Layer):
     def __init__(self, pool_size: Any = 2, strides: Any = None, padding: str = "valid",
                  data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.pool_size = win.spatial_tuple(pool_size, self.rank, self.name, "pool_size")
+        self.pool_size = win.spatial_tuple(pool_size, self.rank, owner(self), "pool_size")
         self.strides = self.pool_size if strides is None else win.spatial_tuple(
-            strides, self.rank, self.name, "strides")
-        self.padding = win.padding_mode(padding, self.name, ("valid", "same"))
-        self.data_format = win.data_format_of(data_format, self.name)
+            strides, self.rank, owner(self), "strides")
+        self.padding = win.padding_mode(padding, owner(self), ("valid", "same"))
+        self.data_format = win.data_format_of(data_format, owner(self))
 
     def build(self, input_shape: Any) -> None:
         self.output_shape = self.compute_output_shape(input_shape)
@@ -87,7 +88,7 @@ class _GlobalPooling(Layer):
 
     def __init__(self, data_format: str | None = None, keepdims: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.data_format = win.data_format_of(data_format, self.name)
+        self.data_format = win.data_format_of(data_format, owner(self))
         self.keepdims = bool(keepdims)
         first = 1 if self.data_format == "channels_last" else 2
         self._axes = tuple(range(first, first + self.rank))

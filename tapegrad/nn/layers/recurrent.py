@@ -44,9 +44,9 @@ from ...ops.nn_ops import RandomSource, dropout_mask_p
 from ...ops.recurrent import GATES, recurrent
 from ...ops.recurrent_reference import reference_forward
 from ...ops.shape import expand_dims_p, transpose_p
-from .. import activations, initializers
+from .. import activations, hyperparams, initializers
 from ._masks import checked_mask, mask_of
-from ._util import autocast, single_shape, value_of
+from ._util import autocast, owner, single_shape, value_of
 from .base import Layer
 
 
@@ -91,18 +91,18 @@ class RecurrentLayer(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units <= 0:
-            raise OpValueError(f"{self.name}: units must be a positive int, got {units!r}")
-        self.units = int(units)
+        if isinstance(units, (float, np.floating)):
+            raise OpValueError(f"{owner(self)}: units must be a positive int, got {units!r}")
+        self.units = hyperparams.integer(owner(self), "units", units, low=1)
         self.activation = activations.get(activation)
         self.recurrent_activation = activations.get(recurrent_activation)
-        self.use_bias = _flag(self.name, "use_bias", use_bias)
-        self.return_sequences = _flag(self.name, "return_sequences", return_sequences)
-        self.return_state = _flag(self.name, "return_state", return_state)
-        self.go_backwards = _flag(self.name, "go_backwards", go_backwards)
-        self.zero_output_for_mask = _flag(self.name, "zero_output_for_mask", zero_output_for_mask)
-        self.dropout = _rate(self.name, "dropout", dropout)
-        self.recurrent_dropout = _rate(self.name, "recurrent_dropout", recurrent_dropout)
+        self.use_bias = _flag(owner(self), "use_bias", use_bias)
+        self.return_sequences = _flag(owner(self), "return_sequences", return_sequences)
+        self.return_state = _flag(owner(self), "return_state", return_state)
+        self.go_backwards = _flag(owner(self), "go_backwards", go_backwards)
+        self.zero_output_for_mask = _flag(owner(self), "zero_output_for_mask", zero_output_for_mask)
+        self.dropout = _rate(owner(self), "dropout", dropout)
+        self.recurrent_dropout = _rate(owner(self), "recurrent_dropout", recurrent_dropout)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.recurrent_initializer = initializers.get(recurrent_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
@@ -112,7 +112,7 @@ class RecurrentLayer(Layer):
             "bias_initializer": initializers.serialize(bias_initializer),
         }
         if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool)):
-            raise OpTypeError(f"{self.name}: seed must be an int or None, got {seed!r}")
+            raise OpTypeError(f"{owner(self)}: seed must be an int or None, got {seed!r}")
         self.seed = None if seed is None else int(seed)
         self._rng = None if seed is None else np.random.default_rng(self.seed)
         self.kernel: Variable | None = None
@@ -318,7 +318,7 @@ class LSTM(RecurrentLayer):
         super().__init__(units, activation, recurrent_activation, use_bias, return_sequences, return_state,
                          go_backwards, dropout, recurrent_dropout, kernel_initializer, recurrent_initializer,
                          bias_initializer, **kwargs)
-        self.unit_forget_bias = _flag(self.name, "unit_forget_bias", unit_forget_bias)
+        self.unit_forget_bias = _flag(owner(self), "unit_forget_bias", unit_forget_bias)
 
     def _bias_initializer(self) -> Any:
         if not self.unit_forget_bias:
@@ -363,7 +363,7 @@ class GRU(RecurrentLayer):
         super().__init__(units, activation, recurrent_activation, use_bias, return_sequences, return_state,
                          go_backwards, dropout, recurrent_dropout, kernel_initializer, recurrent_initializer,
                          bias_initializer, **kwargs)
-        self.reset_after = _flag(self.name, "reset_after", reset_after)
+        self.reset_after = _flag(owner(self), "reset_after", reset_after)
 
     def _bias_shape(self) -> tuple[int, ...]:
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)

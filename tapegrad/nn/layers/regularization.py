@@ -9,7 +9,8 @@ import numpy as np
 from ...errors import OpTypeError, OpValueError
 from ...ops.elementwise import mul_p
 from ...ops.nn_ops import RandomSource, dropout_mask_p
-from ._util import single_shape
+from .. import hyperparams
+from ._util import owner, single_shape
 from .base import Layer
 
 
@@ -29,16 +30,13 @@ class Dropout(Layer):
 
     def __init__(self, rate: float, noise_shape: Any = None, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        try:
-            rate = float(rate)
-        except (TypeError, ValueError):
-            raise OpTypeError(f"{self.name}: rate must be a float, got {rate!r}") from None
-        if not 0.0 <= rate < 1.0:
-            raise OpValueError(f"{self.name}: rate must be in [0, 1), got {rate}")
-        self.rate = rate
-        self.noise_shape = None if noise_shape is None else tuple(None if n is None else int(n) for n in noise_shape)
+        who = owner(self)
+        self.rate = hyperparams.real(who, "rate", rate, low=0.0, high=1.0, high_open=True)
+        self.noise_shape = None if noise_shape is None else hyperparams.shape(who, "noise_shape", noise_shape)
         if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool)):
-            raise OpTypeError(f"{self.name}: seed must be an int or None, got {seed!r}")
+            raise OpTypeError(f"{who}: seed must be an int or None, got {hyperparams.show(seed)}")
+        if seed is not None and not 0 <= seed < 2**64:
+            raise OpValueError(f"{who}: seed must be in [0, 2**64), got {hyperparams.show(seed)}")
         self.seed = None if seed is None else int(seed)
         self._rng = None if seed is None else np.random.default_rng(self.seed)
 

@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import OpTypeError, OpValueError
+from ...errors import OpValueError
 from ...ops.shape import reshape_p
 from ...ops.tiling import repeat_p
-from ._util import known_size, single_shape, value_of
+from .. import hyperparams
+from ._util import known_size, owner, single_shape, value_of
 from .base import Layer
 
 
@@ -39,12 +40,9 @@ class Reshape(Layer):
 
     def __init__(self, target_shape: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        try:
-            target = tuple(int(n) for n in target_shape)
-        except (TypeError, ValueError):
-            raise OpTypeError(f"{self.name}: target_shape must be a sequence of ints, got {target_shape!r}") from None
-        if sum(n == -1 for n in target) > 1 or any(n < -1 for n in target):
-            raise OpValueError(f"{self.name}: target_shape {target} may have one -1 and no other negative entry")
+        target = hyperparams.shape(owner(self), "target_shape", target_shape, free=False, minus_one=True)
+        if sum(n == -1 for n in target) > 1:
+            raise OpValueError(f"{owner(self)}: target_shape {target} may have one -1 and no other negative entry")
         self.target_shape = target
         self._resolved: tuple[int, ...] | None = None
 
@@ -96,9 +94,7 @@ class ExpandDims(Layer):
 
     def __init__(self, axis: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
-            raise OpTypeError(f"{self.name}: axis must be an int, got {axis!r}")
-        self.axis = int(axis)
+        self.axis = hyperparams.axis(owner(self), "axis", axis)
 
     def _insert_at(self, rank: int) -> int:
         axis = self.axis + rank + 1 if self.axis < 0 else self.axis
@@ -136,9 +132,7 @@ class RepeatVector(Layer):
             n = repeats
         elif repeats is not None and repeats != n:
             raise OpValueError(f"{self.name}: give n or repeats, not both")
-        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
-            raise OpValueError(f"{self.name}: n must be a positive int, got {n!r}")
-        self.n = int(n)
+        self.n = hyperparams.integer(owner(self), "n", n, low=1)
 
     def build(self, input_shape: Any) -> None:
         self.output_shape = self.compute_output_shape(single_shape(self, input_shape))

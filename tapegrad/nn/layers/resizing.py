@@ -10,6 +10,7 @@ import numpy as np
 from ...errors import OpTypeError, OpValueError
 from ...ops import repeat
 from ...ops import windows as win
+from ._util import owner
 from .base import Layer
 from .conv import check_rank, join_channels, split_channels
 
@@ -20,10 +21,10 @@ class _UpSampling(Layer):
     def __init__(self, size: Any = 2, data_format: str | None = None, interpolation: str = "nearest",
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.size = win.spatial_tuple(size, self.rank, self.name, "size")
-        self.data_format = win.data_format_of(data_format, self.name)
+        self.size = win.spatial_tuple(size, self.rank, owner(self), "size")
+        self.data_format = win.data_format_of(data_format, owner(self))
         if interpolation != "nearest":
-            raise OpValueError(f"{self.name}: interpolation must be 'nearest' (the only one implemented), "
+            raise OpValueError(f"{owner(self)}: interpolation must be 'nearest' (the only one implemented), "
                                f"got {interpolation!r}")
         self.interpolation = interpolation
         first = 1 if self.data_format == "channels_last" else 2
@@ -79,10 +80,10 @@ def _pairs(layer: Layer, padding: Any, rank: int) -> tuple[tuple[int, int], ...]
     """An int, ``rank`` ints (symmetric) or ``rank`` pairs (before, after), each >= 0."""
     def count(v: Any) -> int:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise OpTypeError(f"{layer.name}: padding must be an int, {rank} ints or {rank} pairs of ints, "
+            raise OpTypeError(f"{owner(layer)}: padding must be an int, {rank} ints or {rank} pairs of ints, "
                               f"got {padding!r}")
-        if v < 0:
-            raise OpValueError(f"{layer.name}: padding must be >= 0, got {padding!r}")
+        if not 0 <= v <= win.MAX_WINDOW:
+            raise OpValueError(f"{owner(layer)}: padding must be in [0, {win.MAX_WINDOW}], got {padding!r}")
         return int(v)
 
     if not isinstance(padding, (tuple, list)):
@@ -91,13 +92,13 @@ def _pairs(layer: Layer, padding: Any, rank: int) -> tuple[tuple[int, int], ...]
     if rank == 1 and len(padding) == 2 and not isinstance(padding[0], (tuple, list)):
         return ((count(padding[0]), count(padding[1])),)
     if len(padding) != rank:
-        raise OpValueError(f"{layer.name}: padding must be an int, {rank} ints or {rank} pairs of ints, "
+        raise OpValueError(f"{owner(layer)}: padding must be an int, {rank} ints or {rank} pairs of ints, "
                            f"got {padding!r}")
     pairs = []
     for p in padding:
         if isinstance(p, (tuple, list)):
             if len(p) != 2:
-                raise OpValueError(f"{layer.name}: each padding pair must be (before, after), got {padding!r}")
+                raise OpValueError(f"{owner(layer)}: each padding pair must be (before, after), got {padding!r}")
             pairs.append((count(p[0]), count(p[1])))
         else:
             pairs.append((count(p), count(p)))
@@ -110,7 +111,7 @@ class _ZeroPadding(Layer):
     def __init__(self, padding: Any = 1, data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.padding = _pairs(self, padding, self.rank)
-        self.data_format = win.data_format_of(data_format, self.name)
+        self.data_format = win.data_format_of(data_format, owner(self))
 
     def build(self, input_shape: Any) -> None:
         self.output_shape = self.compute_output_shape(input_shape)

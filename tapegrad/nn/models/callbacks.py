@@ -21,6 +21,7 @@ import numpy as np
 
 from .callback_base import Callback, CallbackList
 from .history import History  # noqa: F401 - Keras has History among the callbacks
+from .saving import check_extension
 
 
 class LambdaCallback(Callback):
@@ -159,6 +160,8 @@ class ModelCheckpoint(Callback):
     ) -> None:
         super().__init__()
         self.filepath = os.fspath(filepath)
+        # refused now, not at the end of the first epoch, after that epoch's training time
+        check_extension(self.filepath, "ModelCheckpoint")
         self.monitor = monitor
         self.verbose = verbose
         self.save_best_only = bool(save_best_only)

@@ -14,35 +14,55 @@ A model file (``model.save(path)``) has the header::
 and a weights file (``save_weights``) the same without ``model``, ``compile`` and
 ``optimizer_state`` (``"kind": "weights"``).
 
-This module writes files and reads weights; :mod:`.loading` rebuilds whole models
-(``load_model``). Loading never imports or evaluates anything named in the file: model classes come from
-a registry (``@register_model``), ``custom_objects`` or tapegrad's own classes; layer,
-loss, optimizer and metric classes from tapegrad's modules' exported names and
-``custom_objects``. While a model is rebuilt, the weights its layers create are counted
-against the bytes the file actually holds, so a hostile configuration (say
-``Dense(units=10**12)``) is refused before anything large is allocated.
+A file is data, never code, and may come from anyone (its checksum proves nothing:
+whoever edits a file can recompute it). Loading therefore
+
+* imports and evaluates nothing named in the file: model classes come from a registry
+  (``@register_model``), ``custom_objects`` or tapegrad's own classes; layer, loss,
+  optimizer and metric classes from tapegrad's modules and ``custom_objects``, each
+  entry of which is used only in the roles its kind allows (:mod:`.custom_objects`);
+* rebuilds every object through its constructor, whose checks refuse NaN, infinite,
+  negative or out-of-range hyperparameters, and within the limits of
+  :mod:`.file_limits` (nesting depth, layer count, header size, and no more bytes of
+  weights than the file holds);
+* checks, before returning, what training would otherwise find out at its first step:
+  the optimizer state against the model's trainable variables, the learning rate at the
+  restored step, the loss, and the metrics' arguments.
+
+Any problem raises :class:`~tapegrad.io.ModelFileError` (a ``ValueError``) naming the
+file and the field. This module writes files and reads weights; :mod:`.loading` rebuilds
+whole models (``load_model``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
 import os
-import threading
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ... import __version__
+from ...errors import OpValueError
 from ...io.container import DTYPES, ModelFileError, read_container, write_container
 from ..layers.base import Layer
+from . import custom_objects as roles
+from .file_limits import check_spec, check_structure, guarded_rebuild
 
 if TYPE_CHECKING:
     from .model import Model
 
 _REGISTRY: dict[str, type] = {}
-_MAX_SPEC_ELEMENTS = 1 << 24  # a build input (one sample) larger than this is refused
-_SLACK = 1 << 20  # bytes of weights a rebuilt model may create beyond those in the file
+
+#: What a rebuild may raise for a bad file besides ModelFileError (all become one).
+_REBUILD_ERRORS = (ValueError, TypeError, LookupError, AttributeError, ArithmeticError, RecursionError)
+
+#: Extensions of other libraries' model files: saving under them is refused.
+FOREIGN_EXTENSIONS = {
+    ".keras": "Keras", ".h5": "Keras/HDF5", ".hdf5": "HDF5", ".pt": "PyTorch", ".pth": "PyTorch",
+    ".pkl": "pickle", ".pickle": "pickle", ".npz": "NumPy", ".npy": "NumPy", ".safetensors": "safetensors",
+    ".onnx": "ONNX", ".pb": "TensorFlow", ".ckpt": "TensorFlow",
+}
+EXTENSION = ".tgm"
 
 
 def register_model(cls: Any = None, *, name: str | None = None) -> Any:
@@ -75,7 +95,8 @@ def registered_models() -> dict[str, type]:
 def _layer_class(name: str, custom_objects: dict[str, Any] | None, models: dict[str, type] | None) -> type:
     from .. import layers
 
-    cls = (custom_objects or {}).get(name) or _REGISTRY.get(name) or (models or {}).get(name)
+    cls = roles.require_class(custom_objects, name, "layer", "the layer's class_name") or _REGISTRY.get(name)
+    cls = cls or (models or {}).get(name)
     if cls is None:
         try:
             cls = layers.get_class(name)
@@ -89,8 +110,13 @@ def _layer_class(name: str, custom_objects: dict[str, Any] | None, models: dict[
 def _entry(entry: Any, what: str) -> tuple[str, dict[str, Any]]:
     if not (isinstance(entry, dict) and isinstance(entry.get("class_name"), str)
             and isinstance(entry.get("config", {}), dict)):
-        raise ValueError(f"{what}: expected {{'class_name': str, 'config': dict}}, got {str(entry)[:120]}")
+        raise ValueError(f"{what}: expected {{'class_name': str, 'config': dict}}, got {_cut(entry)}")
     return entry["class_name"], dict(entry.get("config", {}))
+
+
+def _cut(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def deserialize_layer(entry: Any, custom_objects: dict[str, Any] | None = None,
@@ -101,10 +127,13 @@ def deserialize_layer(entry: Any, custom_objects: dict[str, Any] | None = None,
     ``_from_saved_config`` (Sequential needs ``custom_objects``, AbstractModel a builder)."""
     name, config = _entry(entry, "layer")
     cls = _layer_class(name, custom_objects, models)
+    dtype = config.get("dtype")
+    if dtype is not None and dtype not in DTYPES:
+        raise ValueError(f"layer {name}: invalid dtype {_cut(dtype, 40)}")
     try:
         rebuild = getattr(cls, "_from_saved_config", None)
         if rebuild is not None:
-            return rebuild(config, custom_objects, config.get("dtype"))
+            return rebuild(config, custom_objects, dtype)
         return cls.from_config(config)
     except TypeError as exc:
         raise ValueError(f"cannot rebuild layer {name} from its config: {exc}") from None
@@ -177,14 +206,31 @@ def _class_name(model: Model) -> str:
     return cls.__name__
 
 
+def check_extension(path: str | os.PathLike, who: str) -> None:
+    """Refuse a path with another library's model-file extension (``.keras``, ``.h5``,
+    ``.pt``, ...): tapegrad writes its own format, which those libraries cannot read."""
+    shown = os.fspath(path)
+    ext = os.path.splitext(shown)[1].lower()
+    if ext in FOREIGN_EXTENSIONS:
+        raise OpValueError(f"{who}: {shown!r} has the extension of a {FOREIGN_EXTENSIONS[ext]} file, but tapegrad "
+                           f"writes its own format (read back by tapegrad.load_model / load_weights): use the "
+                           f"extension {EXTENSION}, e.g. {os.path.splitext(shown)[0] + EXTENSION!r}")
+
+
 def save_model(model: Model, path: str | os.PathLike) -> None:
-    """Write ``model`` (config, weights, compile config, optimizer state) to ``path``."""
+    """Write ``model`` (config, weights, compile config, optimizer state) to ``path``
+    (extension ``.tgm`` or any but another library's: see :func:`check_extension`),
+    atomically; a model beyond the limits of :mod:`.file_limits` is refused and nothing
+    is written."""
+    check_extension(path, "model.save")
+    model_meta = _model_meta(model)
+    check_structure(model_meta, "model.save", OpValueError)
     weights, arrays = _weights_meta(model)
     compile_meta, state_entries, state_arrays = _compile_meta(model)
     arrays.update(state_arrays)
     meta = {
         "format": "tapegrad", "kind": "model", "tapegrad_version": __version__,
-        "model": _model_meta(model), "weights": weights,
+        "model": model_meta, "weights": weights,
         "compile": compile_meta, "optimizer_state": state_entries,
     }
     _write(path, meta, arrays)
@@ -192,6 +238,7 @@ def save_model(model: Model, path: str | os.PathLike) -> None:
 
 def save_weights(model: Model, path: str | os.PathLike) -> None:
     """Write only the weights of ``model`` to ``path``."""
+    check_extension(path, "model.save_weights")
     weights, arrays = _weights_meta(model)
     meta = {"format": "tapegrad", "kind": "weights", "tapegrad_version": __version__,
             "model_class": _class_name(model), "weights": weights}
@@ -211,12 +258,17 @@ def _read(path: str | os.PathLike, kinds: tuple[str, ...]) -> tuple[str, dict[st
     shown = os.fspath(path)
     meta, arrays = read_container(path)
     if meta.get("format") != "tapegrad":
-        raise ModelFileError(f"{shown}: not a tapegrad model file (format {str(meta.get('format'))[:40]!r})")
+        raise ModelFileError(f"{shown}: not a tapegrad model file (format {_cut(meta.get('format'), 40)})")
     kind = meta.get("kind")
     if kind not in kinds:
         hint = " (a weights-only file: use model.load_weights)" if kind == "weights" else ""
-        raise ModelFileError(f"{shown}: expected a {' or '.join(kinds)} file, got kind {str(kind)[:40]!r}{hint}")
+        raise ModelFileError(f"{shown}: expected a {' or '.join(kinds)} file, got kind {_cut(kind, 40)}{hint}")
     return shown, meta, arrays
+
+
+def _array_of(entry: Any, arrays: dict[str, np.ndarray]) -> np.ndarray | None:
+    name = entry.get("array") if isinstance(entry, dict) else None
+    return arrays.get(name) if isinstance(name, str) else None
 
 
 def _weight_arrays(shown: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
@@ -225,9 +277,11 @@ def _weight_arrays(shown: str, meta: dict[str, Any], arrays: dict[str, np.ndarra
         raise ModelFileError(f"{shown}: corrupt header: 'weights' must be a list")
     out = []
     for i, e in enumerate(entries):
-        if not (isinstance(e, dict) and isinstance(e.get("name"), str) and e.get("array") in arrays):
-            raise ModelFileError(f"{shown}: corrupt header: weight entry #{i} is invalid or names a missing array")
-        out.append((e["name"], arrays[e["array"]]))
+        arr = _array_of(e, arrays)
+        if arr is None or not isinstance(e.get("name"), str):
+            raise ModelFileError(f"{shown}: corrupt header: weights[{i}] is invalid or names a missing array "
+                                 f"({_cut(e, 80)})")
+        out.append((e["name"], arr))
     return out
 
 
@@ -246,11 +300,9 @@ def _assign(model: Model, saved: list[tuple[str, np.ndarray]], shown: str) -> No
         if arr.shape != var.shape:
             raise ModelFileError(f"{shown}: weight #{i} {name!r} has shape {arr.shape} in the file, but the "
                                  f"model's weight {var.name!r} has shape {var.shape}")
-        if arr.dtype != var.dtype:
-            if arr.dtype.kind != var.dtype.kind:
-                raise ModelFileError(f"{shown}: weight #{i} {name!r} has dtype {arr.dtype} in the file, but the "
-                                     f"model's weight {var.name!r} has dtype {var.dtype}")
-            arr = arr.astype(var.dtype)
+        if arr.dtype.kind != var.dtype.kind:
+            raise ModelFileError(f"{shown}: weight #{i} {name!r} has dtype {arr.dtype} in the file, but the "
+                                 f"model's weight {var.name!r} has dtype {var.dtype}")
     for (_, arr), var in zip(saved, variables):
         var.assign(arr.astype(var.dtype, copy=False))
 
@@ -262,65 +314,15 @@ def load_weights(model: Model, path: str | os.PathLike) -> None:
     if not model.built and saved:
         spec = model._input_spec
         if spec is None and meta.get("kind") == "model":
-            spec = _check_spec((meta.get("model") or {}).get("input_spec"), shown)
+            model_meta = meta.get("model")
+            spec = check_spec(model_meta.get("input_spec") if isinstance(model_meta, dict) else None, shown)
         if spec is not None:
-            with _weight_budget(sum(a.nbytes for _, a in saved), shown):
-                model._build_from_spec(spec)
+            try:
+                with guarded_rebuild(sum(a.nbytes for _, a in saved), shown):
+                    model._build_from_spec(spec)
+            except ModelFileError:
+                raise
+            except _REBUILD_ERRORS as exc:
+                raise ModelFileError(f"{shown}: cannot build the model from the file's input spec: "
+                                     f"{type(exc).__name__}: {exc}") from exc
     _assign(model, saved, shown)
-
-
-def _check_spec(spec: Any, shown: str) -> Any:
-    if spec is None:
-        return None
-    if isinstance(spec, list):
-        if len(spec) > 1024 or not all(isinstance(s, dict) for s in spec):
-            raise ModelFileError(f"{shown}: corrupt header: invalid input spec {str(spec)[:120]}")
-        specs = [_check_spec(s, shown) for s in spec]
-        if sum(math.prod(1 if n is None else n for n in s["shape"]) for s in specs) > _MAX_SPEC_ELEMENTS:
-            raise ModelFileError(f"{shown}: the input spec is too large to build the model")
-        return specs
-    if not (isinstance(spec, dict) and isinstance(spec.get("shape"), list) and spec.get("dtype") in DTYPES
-            and len(spec["shape"]) <= 32
-            and all(n is None or (type(n) is int and n >= 0) for n in spec["shape"])):
-        raise ModelFileError(f"{shown}: corrupt header: invalid input spec {str(spec)[:120]}")
-    if math.prod(1 if n is None else n for n in spec["shape"]) > _MAX_SPEC_ELEMENTS:
-        raise ModelFileError(f"{shown}: input spec {spec['shape']} is too large to build the model")
-    return {"shape": list(spec["shape"]), "dtype": spec["dtype"]}
-
-
-_budget_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def _weight_budget(nbytes: int, shown: str) -> Iterator[None]:
-    """While rebuilding a model in this thread, refuse to create weights beyond the bytes
-    the file holds (plus a little): a hostile config cannot make us allocate much."""
-    limit = nbytes + _SLACK
-    used = [0]
-    me = threading.get_ident()
-    with _budget_lock:
-        original: Callable[..., Any] = Layer.add_weight
-
-        def add_weight(self: Layer, name: str, shape: Any, initializer: Any = "zeros",
-                       trainable: bool = True, dtype: Any = None) -> Any:
-            if threading.get_ident() == me:
-                try:
-                    itemsize = np.dtype(self.dtype if dtype is None else dtype).itemsize
-                    size = math.prod(int(n) for n in shape) * itemsize
-                except (TypeError, ValueError):
-                    size = 0
-                used[0] += size
-                if size < 0 or used[0] > limit:
-                    raise ModelFileError(
-                        f"{shown}: rebuilding the model creates weight {self.name}/{name} of shape "
-                        f"{tuple(shape)}, more than the {nbytes} bytes of weights the file holds: its config "
-                        f"does not match its weights (corrupt or hostile file)")
-            return original(self, name, shape, initializer, trainable, dtype)
-
-        Layer.add_weight = add_weight  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        with _budget_lock:
-            if Layer.add_weight is add_weight:
-                Layer.add_weight = original  # type: ignore[method-assign]

@@ -64,13 +64,31 @@ class Sequential(Model):
         if layer is self:
             raise OpValueError(f"{self.name}: a model cannot contain itself")
         if not self._layers and self._declared_spec is None and layer.input_shape is not None:
-            dtype = "int32" if type(layer).__name__ in _INDEX_INPUT_LAYERS else self.dtype
-            self._declared_spec = _spec_from_shape(layer.input_shape, dtype)
+            self._declared_spec = _spec_from_shape(layer.input_shape, self._input_dtype(layer))
         self._layers.append(layer)
+        grown = self.built and isinstance(self.output_shape, tuple) and not isinstance(self._input_spec, list)
+        previous = self.output_shape
         self.output_shape = None
+        if grown:
+            # Only the new layer is built, on the previous output shape: adding n layers
+            # (or loading a file of n layers) costs n builds, not n^2 / 2.
+            out = self._build_layer(layer, previous)
+            if out is not None:
+                self.output_shape = out
+                return
         if self._declared_spec is not None or self._input_spec is not None:
             self.built = False
             self._build_from_spec(self._input_spec or self._declared_spec)
+
+    def _input_dtype(self, layer: Layer) -> Any:
+        """The dtype of the inputs a first layer takes: integer indices for an Embedding,
+        what a nested Sequential takes, else the model's float dtype."""
+        if isinstance(layer, Sequential):
+            spec = layer._input_spec or layer._declared_spec
+            if isinstance(spec, dict):
+                return spec["dtype"]
+            return self._input_dtype(layer._layers[0]) if layer._layers else self.dtype
+        return "int32" if type(layer).__name__ in _INDEX_INPUT_LAYERS else self.dtype
 
     def pop(self) -> Layer:
         """Remove and return the last layer."""
@@ -89,38 +107,48 @@ class Sequential(Model):
             super()._build_from_spec(spec, trues_spec)
             return
         self._input_spec = spec
+        self._trues_spec = trues_spec
         self.input_shape = tuple(spec["shape"])
         self.output_shape = self._layers[-1].output_shape if self._layers else self.input_shape
         self.built = True
 
     def _build_layers(self, shape: tuple) -> tuple | None:
         for layer in self._layers:
-            if isinstance(layer, Sequential):
-                out = layer._build_layers(shape)
-                if out is None:
-                    return None
-                layer._input_spec = {"shape": list(shape), "dtype": np.dtype(layer.dtype).name}
-                layer.input_shape, layer.output_shape, layer.built = shape, out, True
-            elif isinstance(layer, Model):
+            out = self._build_layer(layer, shape)
+            if out is None:
                 return None
-            else:
-                if not layer.built:
-                    if layer.input_shape is not None:
-                        layer._check_shape(layer.input_shape, shape)
-                    else:
-                        layer.input_shape = shape
-                    layer.build(layer.input_shape)
-                    layer.built = True
-                else:
-                    layer._check_shape(layer.input_shape, shape)
-                out = layer.compute_output_shape(shape)
-                if out is None or isinstance(out, list):
-                    return None
-                out = tuple(out)
-                if layer.output_shape is None:
-                    layer.output_shape = out
             shape = out
         return shape
+
+    @staticmethod
+    def _build_layer(layer: Layer, shape: tuple) -> tuple | None:
+        """Build ``layer`` (if it is not built) for inputs of ``shape`` and return its output
+        shape, or None if it cannot tell without running on data."""
+        if isinstance(layer, Sequential):
+            out = layer._build_layers(shape)
+            if out is None:
+                return None
+            layer._input_spec = {"shape": list(shape), "dtype": np.dtype(layer.dtype).name}
+            layer.input_shape, layer.output_shape, layer.built = shape, out, True
+            return out
+        if isinstance(layer, Model):
+            return None
+        if not layer.built:
+            if layer.input_shape is not None:
+                layer._check_shape(layer.input_shape, shape)
+            else:
+                layer.input_shape = shape
+            layer.build(layer.input_shape)
+            layer.built = True
+        else:
+            layer._check_shape(layer.input_shape, shape)
+        out = layer.compute_output_shape(shape)
+        if out is None or isinstance(out, list):
+            return None
+        out = tuple(out)
+        if layer.output_shape is None:
+            layer.output_shape = out
+        return out
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         x = inputs
@@ -132,11 +160,23 @@ class Sequential(Model):
     def from_config(cls, config: dict[str, Any], custom_objects: dict[str, Any] | None = None) -> Sequential:
         """Rebuild from :meth:`get_config`; layer classes are looked up among tapegrad's
         layers and ``custom_objects`` (never imported by name)."""
+        from ...io.container import ModelFileError
         from .saving import deserialize_layer
 
         config = dict(config)
-        layers = [deserialize_layer(entry, custom_objects, {"Sequential": Sequential})
-                  for entry in config.pop("layers", [])]
+        entries = config.pop("layers", [])
+        if not isinstance(entries, list):
+            raise OpTypeError(f"Sequential: 'layers' must be a list of layer configs, got {type(entries).__name__}")
+        layers = []
+        for i, entry in enumerate(entries):
+            try:
+                layers.append(deserialize_layer(entry, custom_objects, {"Sequential": Sequential}))
+            except ModelFileError:
+                raise
+            except (ValueError, TypeError, LookupError, ArithmeticError) as exc:
+                kind = entry.get("class_name") if isinstance(entry, dict) else None
+                where = f"layers[{i}]" + (f" ({kind})" if isinstance(kind, str) else "")
+                raise (OpTypeError if isinstance(exc, TypeError) else OpValueError)(f"{where}: {exc}") from exc
         return cls(layers, **config)
 
     @classmethod

@@ -5,8 +5,9 @@ and defaults), learning-rate schedules, and ``get(identifier)``.
     opt.update(params, grads)                   # in place; None gradients are skipped
     opt.apply_gradients(zip(grads, params))     # the Keras spelling
 
-See :mod:`.base` for the flat parameter buffers, the state and the config, and
-:mod:`.kernels` for the numerical cores.
+See :mod:`.base` for the Optimizer API (learning rate, update, state, config),
+:mod:`.flat_engine` and :mod:`.flat_layout` for the flat parameter buffers the updates
+run on, and :mod:`.kernels` for the numerical cores.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import OpTypeError, OpValueError
+from .. import hyperparams
 from . import kernels, schedules
 from ._parallel import get_num_threads, set_num_threads
 from .adagrad import Adagrad
@@ -75,12 +77,20 @@ def deserialize(config: dict[str, Any], custom_objects: dict[str, Any] | None = 
     if not isinstance(config, dict) or "class_name" not in config:
         raise OpValueError(f"an optimizer config must be a dict with 'class_name' and 'config', got {config!r}")
     name = config["class_name"]
-    cls = (custom_objects or {}).get(name) or _REGISTRY.get(name) or _BY_NAME.get(str(name).lower())
+    if not isinstance(name, str):
+        raise OpValueError(f"an optimizer's class_name must be a string, got {hyperparams.show(name)}")
+    cls = (custom_objects or {}).get(name) or _REGISTRY.get(name) or _BY_NAME.get(name.lower())
     if cls is None:
         raise OpValueError(
             f"unknown optimizer {name!r}; known: {sorted(_BY_NAME)} (pass custom classes through custom_objects)"
         )
-    return cls.from_config(dict(config.get("config") or {}), custom_objects=custom_objects)
+    if not (isinstance(cls, type) and issubclass(cls, Optimizer)):
+        raise OpTypeError(f"custom_objects[{name!r}] is used as the optimizer but is not an Optimizer subclass "
+                          f"(got {hyperparams.show(cls)})")
+    inner = config.get("config") or {}
+    if not isinstance(inner, dict):
+        raise OpValueError(f"the config of optimizer {name!r} must be a dict, got {hyperparams.show(inner)}")
+    return cls.from_config(dict(inner), custom_objects=custom_objects)
 
 
 def get(identifier: Any) -> Optimizer:

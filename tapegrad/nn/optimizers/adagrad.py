@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ...errors import OpValueError
+from .. import hyperparams
 from .base import Optimizer
 from .kernels import adagrad_kernel
 
@@ -16,10 +16,12 @@ __all__ = ["Adagrad"]
 class Adagrad(Optimizer):
     """Adagrad (Duchi et al.), Keras 3 form: ``acc += g^2``,
     ``p -= lr g / sqrt(acc + epsilon)``; the accumulator starts at
-    ``initial_accumulator_value``. (Torch adds ``eps`` outside the square root; with
-    epsilon 0 the two agree.) Slot: ``accumulator``."""
+    ``initial_accumulator_value``. (Torch adds ``eps`` outside the square root; for an
+    epsilon far below the accumulator the two agree.) ``epsilon`` must be > 0. Slot:
+    ``accumulator``."""
 
     _default_name = "adagrad"
+    _nonnegative_slots = ("accumulator",)
     _num_tmp = 2
 
     def __init__(
@@ -38,11 +40,10 @@ class Adagrad(Optimizer):
             learning_rate, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
             global_clipnorm=global_clipnorm, name=name,
         )
-        for key, value in (("initial_accumulator_value", initial_accumulator_value), ("epsilon", epsilon)):
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or value < 0:
-                raise OpValueError(f"{self._who()}: {key} must be a number >= 0, got {value!r}")
-        self.initial_accumulator_value = float(initial_accumulator_value)
-        self.epsilon = float(epsilon)
+        who = self._who()
+        self.initial_accumulator_value = hyperparams.real(who, "initial_accumulator_value", initial_accumulator_value,
+                                                          low=0.0)
+        self.epsilon = hyperparams.epsilon(who, epsilon)  # slots are at least float32
 
     def _slot_names(self) -> tuple[str, ...]:
         return ("accumulator",)

@@ -9,19 +9,13 @@ import numpy as np
 
 from ... import native
 from ...errors import OpTypeError, OpValueError
+from .. import hyperparams
 from . import _parallel
 from .base import Optimizer
+from .flat_engine import FLUSH_MIN_EPSILON
 from .kernels import NATIVE_MIN, adam_coefficients, adam_kernel, native_adam
 
 __all__ = ["Adam", "AdamW"]
-
-
-def _check_beta(owner: str, name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not (
-        0.0 <= value < 1.0
-    ):
-        raise OpValueError(f"{owner}: {name} must be a number in [0, 1), got {value!r}")
-    return float(value)
 
 
 def _rindow_alias(alias: str, alias_value: Any, name: str, value: Any, default: Any) -> Any:
@@ -48,6 +42,7 @@ class Adam(Optimizer):
     """
 
     _default_name = "adam"
+    _nonnegative_slots = ("v", "vhat")
 
     def __init__(
         self,
@@ -73,18 +68,18 @@ class Adam(Optimizer):
             learning_rate, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
             global_clipnorm=global_clipnorm, name=name,
         )
-        self.beta_1 = _check_beta(self._who(), "beta_1", beta_1)
-        self.beta_2 = _check_beta(self._who(), "beta_2", beta_2)
-        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.integer, np.floating)) or epsilon < 0:
-            raise OpValueError(f"{self._who()}: epsilon must be a number >= 0, got {epsilon!r}")
-        self.epsilon = float(epsilon)
-        self.amsgrad = bool(amsgrad)
+        who = self._who()
+        self.beta_1 = hyperparams.real(who, "beta_1", beta_1, low=0.0, high=1.0, high_open=True)
+        self.beta_2 = hyperparams.real(who, "beta_2", beta_2, low=0.0, high=1.0, high_open=True)
+        # epsilon > 0: with 0, a parameter whose gradients are all 0 would become 0 / 0 = NaN
+        self.epsilon = hyperparams.epsilon(who, epsilon)  # slots are at least float32
+        self.amsgrad = hyperparams.flag(who, "amsgrad", amsgrad)
 
     def _slot_names(self) -> tuple[str, ...]:
         return ("m", "v", "vhat") if self.amsgrad else ("m", "v")
 
     def _flush_spec(self) -> tuple[tuple[str, ...], tuple[float, ...]]:
-        return (self._slot_names(), (self.beta_1, self.beta_2)) if self.epsilon > 0 else ((), ())
+        return (self._slot_names(), (self.beta_1, self.beta_2)) if self.epsilon >= FLUSH_MIN_EPSILON else ((), ())
 
     def _coefficients(self, lr: float, step: int) -> tuple:
         return adam_coefficients(lr, step, self.beta_1, self.beta_2, self.epsilon)

@@ -7,7 +7,9 @@ from typing import Any, Callable
 import numpy as np
 
 from ...errors import OpValueError
+from .. import hyperparams
 from .base import Optimizer
+from .flat_engine import FLUSH_MIN_EPSILON
 from .kernels import rmsprop_kernel
 
 __all__ = ["RMSprop"]
@@ -18,13 +20,15 @@ class RMSprop(Optimizer):
     ``a = rho a + (1 - rho) g`` and ``d = v - a^2 + epsilon``, else ``d = v + epsilon``;
     ``inc = lr g / sqrt(d)``; ``mom = momentum * mom + inc`` and ``p -= mom`` (or
     ``p -= inc`` without momentum). Torch adds its ``eps`` outside the square root and
-    keeps ``mom / lr``; with epsilon 0 and a constant rate the two agree.
+    keeps ``mom / lr``; with a constant rate the two agree up to where epsilon enters.
+``epsilon`` must be > 0 (with 0 a parameter whose gradients are 0 would become NaN).
 
     Slots: ``velocity``; ``momentum`` when ``momentum > 0``; ``average_gradient`` when
     ``centered``.
     """
 
     _default_name = "rmsprop"
+    _nonnegative_slots = ("velocity",)
     _num_tmp = 2
 
     def __init__(
@@ -45,17 +49,12 @@ class RMSprop(Optimizer):
             learning_rate, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
             global_clipnorm=global_clipnorm, name=name,
         )
-        for key, value in (("rho", rho), ("momentum", momentum)):
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not (
-                0.0 <= value <= 1.0
-            ):
-                raise OpValueError(f"{self._who()}: {key} must be a number in [0, 1], got {value!r}")
-        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.integer, np.floating)) or epsilon < 0:
-            raise OpValueError(f"{self._who()}: epsilon must be a number >= 0, got {epsilon!r}")
-        self.rho = float(rho)
-        self.momentum = float(momentum)
-        self.epsilon = float(epsilon)
-        self.centered = bool(centered)
+        who = self._who()
+        # rho < 1: with 1 the velocity would stay 0 and every step be lr * g / sqrt(epsilon)
+        self.rho = hyperparams.real(who, "rho", rho, low=0.0, high=1.0, low_open=True, high_open=True)
+        self.momentum = hyperparams.real(who, "momentum", momentum, low=0.0, high=1.0)
+        self.epsilon = hyperparams.epsilon(who, epsilon)  # slots are at least float32
+        self.centered = hyperparams.flag(who, "centered", centered)
 
     def _slot_names(self) -> tuple[str, ...]:
         names = ["velocity"]
@@ -66,7 +65,21 @@ class RMSprop(Optimizer):
         return tuple(names)
 
     def _flush_spec(self) -> tuple[tuple[str, ...], tuple[float, ...]]:
-        return (self._slot_names(), (self.rho, self.momentum)) if self.epsilon > 0 else ((), ())
+        return (self._slot_names(), (self.rho, self.momentum)) if self.epsilon >= FLUSH_MIN_EPSILON else ((), ())
+
+    def _check_slot_values(self, slots: dict[str, np.ndarray]) -> None:
+        # centered: v >= a^2 (the mean of g^2 is at least the square of the mean of g), so that
+        # v - a^2 + epsilon stays positive under the square root
+        if not self.centered:
+            return
+        for key, v in slots.items():
+            name, _, pos = key.rpartition("/")
+            a = slots.get(f"average_gradient/{pos}")
+            if name != "velocity" or a is None or a.shape != v.shape:
+                continue
+            if not np.all(v.astype(np.float64) - np.square(a.astype(np.float64)) + self.epsilon > 0):
+                raise OpValueError(f"{self._who()}.set_state: 'velocity/{pos}' is below the square of "
+                                   f"'average_gradient/{pos}': the square root of v - a^2 + epsilon would be NaN")
 
     def _kernel(self, p: np.ndarray, g: Any, slots: list, tmp: list, coef: tuple) -> None:
         k = 1

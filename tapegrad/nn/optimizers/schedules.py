@@ -15,6 +15,7 @@ import math
 from typing import Any, Callable
 
 from ...errors import OpTypeError, OpValueError
+from .. import hyperparams
 
 __all__ = [
     "CosineDecay",
@@ -53,13 +54,19 @@ def schedule_step(schedule: Any, step: int) -> int:
 
 
 def _positive(owner: str, arg: str, value: Any) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise OpTypeError(f"{owner}: {arg} must be a number, got {value!r}") from None
-    if not value > 0:
-        raise OpValueError(f"{owner}: {arg} must be > 0, got {value}")
-    return value
+    return hyperparams.real(owner, arg, value, low=0.0, low_open=True)
+
+
+def _rate(owner: str, arg: str, value: Any) -> float:
+    return hyperparams.real(owner, arg, value, low=0.0)
+
+
+def _name(cls: type, name: Any) -> str:
+    if name is None:
+        return cls.__name__
+    if not isinstance(name, str):
+        raise OpTypeError(f"{cls.__name__}: name must be a string, got {type(name).__name__} {hyperparams.show(name)}")
+    return name
 
 
 class _StepDecay(LearningRateSchedule):
@@ -73,11 +80,11 @@ class _StepDecay(LearningRateSchedule):
         staircase: bool = False,
         name: str | None = None,
     ) -> None:
-        name = name or type(self).__name__
-        self.initial_learning_rate = float(initial_learning_rate)
+        name = _name(type(self), name)
+        self.initial_learning_rate = _rate(name, "initial_learning_rate", initial_learning_rate)
         self.decay_steps = _positive(name, "decay_steps", decay_steps)
-        self.decay_rate = float(decay_rate)
-        self.staircase = bool(staircase)
+        self.decay_rate = _positive(name, "decay_rate", decay_rate)
+        self.staircase = hyperparams.flag(name, "staircase", staircase)
         self.name = name
 
     def __call__(self, step: int) -> float:
@@ -104,7 +111,10 @@ class ExponentialDecay(_StepDecay):
     the exponent is floored, so the rate drops every ``decay_steps`` steps."""
 
     def _rate(self, p: float) -> float:
-        return self.initial_learning_rate * self.decay_rate**p
+        try:
+            return self.initial_learning_rate * self.decay_rate**p
+        except OverflowError:  # decay_rate > 1 after very many steps
+            return math.inf
 
 
 class InverseTimeDecay(_StepDecay):
@@ -121,8 +131,12 @@ class PiecewiseConstantDecay(LearningRateSchedule):
     boundary (Keras semantics); ``len(values) == len(boundaries) + 1``."""
 
     def __init__(self, boundaries: list[int], values: list[float], name: str = "PiecewiseConstantDecay") -> None:
-        boundaries = [_int_if_whole(float(b)) for b in boundaries]
-        values = [float(v) for v in values]
+        name = _name(type(self), name)
+        for arg, seq in (("boundaries", boundaries), ("values", values)):
+            if not isinstance(seq, (list, tuple)):
+                raise OpTypeError(f"{name}: {arg} must be a list of numbers, got {hyperparams.show(seq)}")
+        boundaries = [_int_if_whole(hyperparams.real(name, "each boundary", b)) for b in boundaries]
+        values = [_rate(name, "each value", v) for v in values]
         if len(values) != len(boundaries) + 1:
             raise OpValueError(
                 f"{name}: values must have one more element than boundaries, got {len(values)} values "
@@ -162,14 +176,13 @@ class CosineDecay(LearningRateSchedule):
         warmup_target: float | None = None,
         warmup_steps: int = 0,
     ) -> None:
-        self.initial_learning_rate = float(initial_learning_rate)
+        name = _name(type(self), name)
+        self.initial_learning_rate = _rate(name, "initial_learning_rate", initial_learning_rate)
         self.decay_steps = _positive(name, "decay_steps", decay_steps)
-        self.alpha = float(alpha)
+        self.alpha = hyperparams.real(name, "alpha", alpha, low=0.0, high=1.0)
         self.name = name
-        self.warmup_target = None if warmup_target is None else float(warmup_target)
-        self.warmup_steps = int(warmup_steps)
-        if self.warmup_steps < 0:
-            raise OpValueError(f"{name}: warmup_steps must be >= 0, got {warmup_steps}")
+        self.warmup_target = None if warmup_target is None else _rate(name, "warmup_target", warmup_target)
+        self.warmup_steps = hyperparams.integer(name, "warmup_steps", warmup_steps, low=0, high=2**62)
 
     def __call__(self, step: int) -> float:
         if self.warmup_target is None or self.warmup_steps == 0:
@@ -229,18 +242,32 @@ def deserialize(
         raise OpValueError(f"a schedule config must be a dict with 'class_name' and 'config', got {config!r}")
     custom_objects = custom_objects or {}
     class_name = config["class_name"]
-    inner = dict(config.get("config") or {})
+    inner = config.get("config") or {}
+    if not isinstance(inner, dict):
+        raise OpValueError(f"a schedule's config must be a dict, got {hyperparams.show(inner)}")
+    inner = dict(inner)
     if class_name == "function":
         name = inner.get("name")
-        if name not in custom_objects:
+        if not isinstance(name, str) or name not in custom_objects:
             raise OpValueError(
-                f"the learning rate is the function {name!r}: pass it as custom_objects={{{name!r}: fn}}"
+                f"the learning rate is the function {hyperparams.show(name)}: pass it as "
+                f"custom_objects={{{hyperparams.show(name)}: fn}}"
             )
-        return custom_objects[name]
+        fn = custom_objects[name]
+        if isinstance(fn, type) or not callable(fn):
+            raise OpTypeError(f"the learning rate is the function {name!r}, but custom_objects[{name!r}] is "
+                              f"{'the class ' + fn.__name__ if isinstance(fn, type) else type(fn).__name__}, "
+                              "not a function of the step")
+        return fn
+    if not isinstance(class_name, str):
+        raise OpValueError(f"a schedule's class_name must be a string, got {hyperparams.show(class_name)}")
     cls = custom_objects.get(class_name) or _SCHEDULES.get(class_name)
     if cls is None:
         raise OpValueError(
             f"unknown learning-rate schedule {class_name!r}; known: {sorted(_SCHEDULES)} "
             "(pass a custom class through custom_objects)"
         )
+    if not (isinstance(cls, type) and issubclass(cls, LearningRateSchedule)):
+        raise OpTypeError(f"custom_objects[{class_name!r}] is used as a learning-rate schedule but is not a "
+                          f"LearningRateSchedule subclass (got {hyperparams.show(cls)})")
     return cls.from_config(inner)

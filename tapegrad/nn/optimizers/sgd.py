@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ...errors import OpValueError
+from .. import hyperparams
 from .base import Optimizer
 from .kernels import sgd_kernel
 
@@ -40,12 +40,8 @@ class SGD(Optimizer):
             learning_rate, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
             global_clipnorm=global_clipnorm, name=name,
         )
-        if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.integer, np.floating)) or not (
-            0.0 <= momentum <= 1.0
-        ):
-            raise OpValueError(f"{self._who()}: momentum must be a number in [0, 1], got {momentum!r}")
-        self.momentum = float(momentum)
-        self.nesterov = bool(nesterov)
+        self.momentum = hyperparams.real(self._who(), "momentum", momentum, low=0.0, high=1.0)
+        self.nesterov = hyperparams.flag(self._who(), "nesterov", nesterov)
         self._num_tmp = 2 if (self.nesterov and self.momentum > 0) else 1
 
     def _slot_names(self) -> tuple[str, ...]:
