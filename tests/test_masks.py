@@ -177,3 +177,32 @@ def test_a_transformer_block_carries_the_padding_mask_to_the_loss() -> None:
         labels, tg.Variable(logits.numpy())).numpy()
     got = losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits)
     np.testing.assert_allclose(got.numpy(), per_step[MASK].mean(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_fit_and_evaluate_metrics_skip_masked_positions(jit: bool) -> None:
+    """The loss of fit/evaluate skipped padded positions but the metrics counted them."""
+    rng = np.random.default_rng(5)
+    nn = tg.NeuralNetworks()
+    model = nn.models.Sequential([
+        nn.layers.Embedding(10, 4, input_length=6, mask_zero=True),
+        nn.layers.SimpleRNN(5, return_sequences=True),
+        nn.layers.Dense(3, activation="softmax"),
+    ])
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"], jit=jit)
+    ids = rng.integers(1, 10, (16, 6))
+    ids[:, 3:] = 0  # half of every sequence is padding
+    ids[0, 3:] = [4, 5, 6]
+    labels = rng.integers(0, 3, ids.shape)
+    labels[ids == 0] = 0  # padded positions: the label most often predicted there counts as a hit
+
+    def masked_accuracy() -> float:
+        hits = model.predict(ids, verbose=0).argmax(-1) == labels
+        return float(hits[ids != 0].mean())
+
+    for _ in range(2):  # again with other weights (a compiled step is called twice)
+        loss, accuracy = model.evaluate(ids, labels, verbose=0)
+        assert accuracy == pytest.approx(masked_accuracy(), abs=1e-12)
+        before = masked_accuracy()
+        history = model.fit(ids, labels, epochs=1, batch_size=16, shuffle=False, verbose=0)
+        assert history.history["accuracy"][0] == pytest.approx(before, abs=1e-12)

@@ -138,11 +138,11 @@ class Trainer:
                 self.optimizer.update(updated, list(grads))
 
         run_effect("update", update, [loss, *(g for _, g in pairs)], f"{type(self.optimizer).__name__}.update")
-        return loss, predictions
+        return loss, predictions, output_masks(predictions)
 
     def _graph_test_step(self, x: Any, y: Any, call_trues: Any = None) -> tuple[Variable, Any]:
         predictions = self._run(x, False, y if call_trues is None else call_trues)
-        return self.compute_loss(y, predictions), predictions
+        return self.compute_loss(y, predictions), predictions, output_masks(predictions)
 
     def _graph_predict_step(self, x: Any) -> Any:
         return self._run(x, False)
@@ -261,7 +261,7 @@ class Trainer:
                 total += loss * n
                 count += n
                 if metrics:
-                    trues, preds = to_numpy(yb), to_numpy(predictions)
+                    trues, preds = to_numpy(yb), for_metrics(predictions)
                     for m in metrics:
                         m.update_state(trues, preds)
                 done += 1
@@ -343,7 +343,7 @@ class Trainer:
             total += loss * n
             count += n
             if metrics:
-                trues, preds = to_numpy(yb), to_numpy(predictions)
+                trues, preds = to_numpy(yb), for_metrics(predictions)
                 for m in metrics:
                     m.update_state(trues, preds)
             done += 1
@@ -534,6 +534,43 @@ class _Compiled:
             raise TracingError(f"{exc}. (The model was compiled with jit=True; compile(..., jit=False) "
                                f"runs its steps eagerly.)") from None
         if self.with_loss:
-            loss, predictions = result
-            return float(loss._value), to_numpy(predictions)
+            loss, predictions, masks = result
+            return float(loss._value), with_masks(to_numpy(predictions), masks)
         return to_numpy(result)
+
+
+# Sequence masks of the predictions (Embedding(mask_zero=True) and the layers after it) reach
+# the metrics, which skip masked positions as the loss does. A compiled step returns Variables
+# only, so its graph returns the masks beside the predictions and they are attached again here.
+def output_masks(predictions: Any) -> dict[str, Variable]:
+    """The masks of the outputs that carry one, keyed by the output's position."""
+    outputs = predictions if isinstance(predictions, (list, tuple)) else [predictions]
+    masks = {}
+    for k, out in enumerate(outputs):
+        mask = out.mask if out.__class__ is Variable else None
+        if mask is not None:
+            masks[str(k)] = mask if mask.__class__ is Variable else Variable(np.asarray(mask, bool))
+    return masks
+
+
+def with_masks(predictions: Any, masks: dict[str, Variable]) -> Any:
+    """NumPy predictions, with the outputs named in ``masks`` as Variables carrying them."""
+    if not masks:
+        return predictions
+    several = isinstance(predictions, list)
+    outputs = list(predictions) if several else [predictions]
+    for key, mask in masks.items():
+        out = Variable(outputs[int(key)])
+        out.mask = mask.value()
+        outputs[int(key)] = out
+    return outputs if several else outputs[0]
+
+
+def for_metrics(predictions: Any) -> Any:
+    """What the metrics see of a step's predictions: NumPy arrays, except that an output with
+    a sequence mask stays a Variable carrying it (a compiled step has attached it already)."""
+    if predictions.__class__ is Variable:
+        return predictions if predictions.mask is not None else predictions.value()
+    if isinstance(predictions, (list, tuple)):
+        return [for_metrics(p) for p in predictions]
+    return to_numpy(predictions)
