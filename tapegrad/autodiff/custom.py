@@ -32,7 +32,7 @@ from .primitive import Primitive, record
 from .variable import Variable, wrap
 
 
-def _run_forward(f: Callable, args: tuple) -> tuple[Variable, Callable]:
+def run_forward(f: Callable, args: tuple) -> tuple[Variable, Callable]:
     """``f(*args)`` with no tape recording (a tracer still records its ops)."""
     with _state.scope((), None, ()):  # (a forward trace differentiates the custom op by its VJP)
         result = f(*args)
@@ -51,7 +51,7 @@ def _custom_rule(g: Any, out: Any, needs: tuple, inputs: tuple, params: dict) ->
     args = inputs[1:]
     if backward is None:  # a node of a traced graph: rebuild the closure on these inputs
         args = tuple(a if isinstance(a, Variable) else wrap(_asarray(a)) for a in args)
-        _, backward = _run_forward(params["fn"], args)
+        _, backward = run_forward(params["fn"], args)
     result = backward(g if g.__class__ is Variable else wrap(_asarray(g)))
     grads = list(result) if isinstance(result, (list, tuple)) else [result]
     if len(grads) != len(args):
@@ -73,7 +73,7 @@ def custom_gradient(f: Callable) -> Callable:
 
     @functools.wraps(f)
     def wrapper(*args: Any) -> Variable:
-        y, backward = _run_forward(f, args)
+        y, backward = run_forward(f, args)
         out = wrap(y._value)
         inputs = (y, *args)
         vals = tuple(a._value if isinstance(a, Variable) else a for a in inputs)

@@ -26,9 +26,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..autodiff.custom import custom_gradient, custom_p, run_forward
 from ..autodiff.variable import Variable, wrap
 from ..errors import OpTypeError, OpValueError, TracingError
 from ..ops import batch_rules
+from ..ops.constant import zeros_like
+from ..ops.reduction import reduce_sum_p
 from ..ops.shape import concat_p, expand_dims_p
 from .ir import Graph
 from .tracing import flatten_args, trace
@@ -221,3 +224,34 @@ def _place(value: Any, dim: Any, axis: Any, size: int) -> Any:
 
 
 __all__ = ["vmap"]
+
+
+def _custom_batch_rule(args: list, dims: list, fn: Callable, name: str, **_: Any) -> tuple[Any, Any]:
+    """A ``custom_gradient`` node on a batch. The forward value is already batched (its ops were
+    batched before this node); what the node adds is its backward, so the batched run records a
+    custom node of its own whose backward runs the user's backward on every example (by vmap:
+    no Python loop over the batch). An argument that is not mapped gets the examples' gradients
+    summed, as it would in the batched computation."""
+    size = batch_rules.batch_size(args, dims)
+    value = batch_rules.batched(args[0], dims[0], size)
+    axes = list(dims[1:])
+
+    def example_vjp(g: Any, *xs: Any) -> list:
+        _, backward = run_forward(fn, xs)
+        grads = backward(g)
+        grads = list(grads) if isinstance(grads, (list, tuple)) else [grads]
+        # vmap returns Variables: "no gradient" becomes zeros
+        return [zeros_like(x) if gx is None else gx for gx, x in zip(grads, xs)]
+
+    def batch_forward(*xs: Any) -> tuple[Any, Callable]:
+        def backward(g: Any) -> list:
+            per_example = vmap(example_vjp, in_axes=(0, *axes), out_axes=[0 if a is None else a for a in axes])
+            grads = per_example(g, *xs)
+            return [reduce_sum_p(gx, axis=0, keepdims=False) if a is None else gx for gx, a in zip(grads, axes)]
+        return value, backward
+
+    batch_forward.__name__ = name
+    return custom_gradient(batch_forward)(*args[1:]), 0
+
+
+custom_p.batch_rule = _custom_batch_rule

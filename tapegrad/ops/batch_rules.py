@@ -25,7 +25,6 @@ from ..autodiff.broadcast import (
     sum_like_p,
     sum_to_p,
 )
-from ..autodiff.custom import custom_p
 from ..autodiff.primitive import Primitive
 from ..autodiff.variable import Variable
 from . import (
@@ -413,10 +412,6 @@ def _along_axis_rule(prim: Primitive) -> Rule:
     return rule
 
 
-def _custom_rule(args: list, dims: list, **params: Any) -> tuple[Any, Any]:
-    return args[0], dims[0]  # the forward value passes through
-
-
 # -- the table --------------------------------------------------------------------------------------
 def _install() -> None:
     e, a, r, i, lo, nn, c = elementwise, activation, reduction_ops, indexing, loss_ops, nn_ops, constant
@@ -467,7 +462,6 @@ def _install() -> None:
     nn.scatterb_add_p.batch_rule = _gatherb_rule(nn.scatterb_add_p)
     nn.dropout_mask_p.batch_rule = _dropout_rule
     r.inverse_count_p.batch_rule = _inverse_count_rule
-    custom_p.batch_rule = _custom_rule
     for prim in (pooling.max_pool_p, pooling.max_pool_grad_p, pooling.max_pool_gather_p, pooling.avg_pool_p,
                  pooling.avg_pool_grad_p):
         prim.batch_rule = merged_batch(prim)
