@@ -1,13 +1,15 @@
 """Small datasets written in the real file formats, for the Rindow sample ports and their tests:
 MNIST IDX files (gzip), CIFAR-10 binary batches, an aclImdb folder tree and a tab-separated file of
-sentence pairs. The data are learnable: each class is a prototype plus noise (images) or has its own
-words (reviews), so that a model trained on them reaches a known accuracy."""
+sentence pairs. The data are learnable: each class is a prototype plus noise (images; or a stripe
+texture, for the convolutional samples) or has its own words (reviews), so that a model trained on
+them reaches a known accuracy."""
 
 from __future__ import annotations
 
 import gzip
 import struct
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -27,11 +29,34 @@ def class_images(n: int, shape: tuple[int, ...], classes: int, rng: np.random.Ge
     return np.clip(np.rint(images), 0, 255).astype(np.uint8), labels
 
 
-def write_mnist(directory: Path, n_train: int = 300, n_test: int = 100, seed: int = 0) -> dict[str, np.ndarray]:
-    """The four IDX files of MNIST (or Fashion-MNIST) in ``directory``."""
+def class_stripes(n: int, shape: tuple[int, ...], classes: int, rng: np.random.Generator,
+                  contrast: float = 50.0, noise: float = 40.0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` uint8 images of stripes (the same in every channel) plus noise of deviation ``noise``:
+    class ``k`` has stripes of width ``(1, 2, 3, 5, 8, ...)[k // 2]``, horizontal for even ``k`` and
+    vertical for odd, at a random phase, ``128 +/- contrast``. Shifts and flips keep the class, so
+    the classes suit convolution, global pooling and Rindow's ImageDataGenerator."""
+    labels = rng.integers(0, classes, n).astype(np.uint8)
+    widths = np.array([1, 2, 3, 5, 8, 13, 21, 34])[labels // 2]
+    phase = rng.integers(0, 2 * widths)
+    rows = np.arange(shape[0])[None, :, None]
+    columns = np.arange(shape[1])[None, None, :]
+    across = np.where((labels % 2 == 0)[:, None, None], rows, columns) + phase[:, None, None]
+    stripes = np.where((across // widths[:, None, None]) % 2 == 0, 1.0, -1.0)
+    stripes = stripes.reshape(n, shape[0], shape[1], *([1] * (len(shape) - 2)))
+    images = 128.0 + contrast * stripes + rng.normal(0.0, noise, (n, *shape))
+    return np.clip(np.rint(images), 0, 255).astype(np.uint8), labels
+
+
+ImageMaker = Callable[[int, tuple[int, ...], int, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+
+
+def write_mnist(directory: Path, n_train: int = 300, n_test: int = 100, seed: int = 0,
+                images: ImageMaker = class_images) -> dict[str, np.ndarray]:
+    """The four IDX files of MNIST (or Fashion-MNIST) in ``directory``; ``images`` makes them
+    (:func:`class_images` or :func:`class_stripes`)."""
     rng = np.random.default_rng(seed)
-    x, y = class_images(n_train, (28, 28), 10, rng)
-    xt, yt = class_images(n_test, (28, 28), 10, rng)
+    x, y = images(n_train, (28, 28), 10, rng)
+    xt, yt = images(n_test, (28, 28), 10, rng)
     data = {"train_images": x, "train_labels": y, "test_images": xt, "test_labels": yt}
     files = {"train-images-idx3-ubyte.gz": x, "train-labels-idx1-ubyte.gz": y, "t10k-images-idx3-ubyte.gz": xt,
              "t10k-labels-idx1-ubyte.gz": yt}
@@ -41,19 +66,21 @@ def write_mnist(directory: Path, n_train: int = 300, n_test: int = 100, seed: in
     return data
 
 
-def write_cifar10(directory: Path, per_file: int = 100, seed: int = 0) -> dict[str, np.ndarray]:
+def write_cifar10(directory: Path, per_file: int = 100, seed: int = 0,
+                  images: ImageMaker = class_images) -> dict[str, np.ndarray]:
     """``cifar-10-batches-bin/data_batch_{1..5}.bin`` and ``test_batch.bin`` in ``directory``:
-    records of one label byte and the red, green and blue 32x32 planes."""
+    records of one label byte and the red, green and blue 32x32 planes; ``images`` makes the
+    images (:func:`class_images` or :func:`class_stripes`)."""
     rng = np.random.default_rng(seed)
     folder = directory / "cifar-10-batches-bin"
     folder.mkdir(parents=True, exist_ok=True)
     data = {}
     for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
-        images, labels = class_images(per_file, (32, 32, 3), 10, rng)
-        planes = images.transpose(0, 3, 1, 2).reshape(per_file, -1)
+        pictures, labels = images(per_file, (32, 32, 3), 10, rng)
+        planes = pictures.transpose(0, 3, 1, 2).reshape(per_file, -1)
         records = np.concatenate([labels[:, None], planes], axis=1)
         (folder / name).write_bytes(records.astype(np.uint8).tobytes())
-        data[name] = (images, labels)
+        data[name] = (pictures, labels)
     return data
 
 
