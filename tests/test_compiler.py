@@ -273,9 +273,8 @@ def test_random_programs_compiled_equal_eager(seed):
     program = random_program(seed)
     compiled = tg.Function(program)
     rng = np.random.default_rng(100 + seed)
-    xv, yv = rng.normal(size=(2, 3)), rng.normal(size=(3,))
 
-    def derivatives(fn):
+    def derivatives(fn, xv, yv):
         x = tg.Variable(xv, dtype="float64")
         y = tg.Variable(yv, dtype="float64")
         with tg.GradientTape() as outer:
@@ -286,9 +285,10 @@ def test_random_programs_compiled_equal_eager(seed):
         hx, hy = outer.gradient(probe, [x, y], unconnected_gradients="zero")
         return [float(value), gx.value(), gy.value(), hx.value(), hy.value()]
 
-    eager = derivatives(program)
-    for _ in range(2):  # trace, then the compiled graph
-        got = derivatives(compiled)
+    for _ in range(3):  # trace, then the compiled graph, with other values at every call
+        xv, yv = rng.normal(size=(2, 3)), rng.normal(size=(3,))
+        eager = derivatives(program, xv, yv)
+        got = derivatives(compiled, xv, yv)
         for e, c in zip(eager, got):
             np.testing.assert_allclose(c, e, rtol=1e-9, atol=1e-12)
     assert compiled.trace_count == 1
