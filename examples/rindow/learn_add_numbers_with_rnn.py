@@ -202,7 +202,7 @@ else:
             if matplotlib.get_backend().lower() != "agg":
                 plt.show()
 
-for i in range(10):
+for _ in range(10):
     idx = int(rng.integers(corpus_size))
     question = questions[idx]
     input = question.reshape([1, input_length])
