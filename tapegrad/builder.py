@@ -13,7 +13,7 @@ import numpy as np
 from . import _dtypes
 from .autodiff import state as _state
 from .autodiff.tape import GradientTape
-from .autodiff.variable import Variable
+from .autodiff.variable import Variable, wrap
 from .backend import Backend
 from .errors import OpTypeError
 
@@ -188,7 +188,7 @@ class Gradient:
         if isinstance(x, Variable) and x.dtype.kind in "iub" and not _traced(x):
             # a shape (g.shape gives a constant, also in a compiled Function) or indices: read
             # now, so that the result can size a slice in a compiled Function too
-            return Variable(np.asarray(x.value()[key]), trainable=False)
+            return wrap(np.array(x.value()[key]))
         return x[key]
 
     def modules(self, modules: Any = None, name: str | None = None) -> Any:

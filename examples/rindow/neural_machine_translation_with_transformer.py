@@ -10,14 +10,17 @@ $TAPEGRAD_DATASETS/fra-eng/fra.txt, else fra-eng.zip there, downloaded when miss
 weights are saved to (and, when the file exists, loaded from)
 neural-machine-translation-with-transformer.model in the current directory (Rindow: beside
 the script). ``--small`` (for the tests) reads 400 pairs and trains one encoder and one
-decoder layer (d_model 32, 2 heads, dff 64) for 12 epochs in batches of 16, from a fixed seed;
-its learning-rate schedule warms up over 200 steps instead of 4,000 (the run has ~300).
+decoder layer (d_model 32, 2 heads, dff 64) for 6 epochs in batches of 16, from a fixed seed;
+its learning-rate schedule warms up over 200 steps instead of 4,000 (the run has 138).
 
 Where the port differs: the figures are saved as PNG files (matplotlib's ``imshow`` puts the
 first row at the top, so the y labels are not reversed as the PHP does for its plotter);
 ``--small`` keeps 10% of the pairs for validation (the PHP 1%, unused). After the samples the
 port prints the masked word accuracy on the validation pairs (``val_accuracy=``) and how many
-of the ten greedy translations equal their targets (``exact=``).
+of the ten greedy translations equal their targets (``exact=``). The model is compiled with
+``jit=False``: CrossAttention.call reads the attention scores' values (``g.ndarray``) to keep
+them for the plot, which a compiled training step cannot do (tapegrad raises a TracingError
+that says so); Rindow's steps are not compiled either.
 """
 
 import math
@@ -648,7 +651,7 @@ num_heads = 8
 dropout_rate = 0.1  # 0.1
 warmup_steps = 4000
 if small:
-    num_examples, epochs, batch_size, d_model, dff, num_layers, num_heads = 400, 12, 16, 32, 64, 1, 2
+    num_examples, epochs, batch_size, d_model, dff, num_layers, num_heads = 400, 6, 16, 32, 64, 1, 2
     warmup_steps = 200
 
 nn = tapegrad.NeuralNetworks()
@@ -727,7 +730,7 @@ transformer.compile(
     loss=lossfunc,
     optimizer=optimizer,
     metrics={"loss": "loss", "accuracy": accuracy_func},
-    jit=False,
+    jit=False,  # (see the docstring)
 )
 
 transformer.build(
