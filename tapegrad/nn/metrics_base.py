@@ -230,8 +230,7 @@ class MeanMetricWrapper(Mean):
     def update_state(self, trues: Any, predicts: Any, sample_weight: Any = None) -> None:  # type: ignore[override]
         values = self.fn(trues, predicts, **self.fn_kwargs)
         values = _array(values, self.name, "the function's result").astype(np.float64, copy=False)
-        if predicts.__class__ is Variable and predicts.mask is not None and values.ndim:  # masked positions skipped
-            # (a function that returns one number for the batch has applied the mask itself)
+        if predicts.__class__ is Variable and predicts.mask is not None:  # masked positions are skipped
             values, sample_weight = loss_masks.masked_metric_values(self.name, values, sample_weight, predicts.mask)
         self._add(values, sample_weight, _batch_size(trues, predicts) if values.ndim == 0 else None)
 
