@@ -5,12 +5,13 @@ RepeatVector and a GRU decoder learn to add two numbers written as characters ("
     python examples/rindow/learn_add_numbers_with_rnn.py [--small] [--no-plot]
 
 The questions are generated (no download) and cached in numaddition-dataset.npz, the model
-saved to (and, when the file exists, loaded from) learn-add-numbers-with-rnn.model, both in
-the current directory (Rindow: a PHP serialization ``numaddition-dataset.pkl`` and the model
-beside the script). ``--small`` (for the tests) asks 2-digit questions, 3,000 of them, with
-64 GRU units, batches of 32 and 15 epochs, from a fixed seed. After the PHP's ten sample
-answers the port prints its accuracy on the validation questions (``val_accuracy=``,
-per character, and ``exact=``, whole answers), which the PHP does not.
+saved to (and, when the file exists, loaded from) learn-add-numbers-with-rnn.model, both in the
+current directory (Rindow: a PHP serialization ``numaddition-dataset.pkl`` and the model beside
+the script; NumPy plays the MatrixOperator, so NumAdditionDataset takes no ``$mo``).
+``--small`` (for the tests) asks 2-digit questions, 3,000 of them, with 64 GRU units, batches
+of 32 and 15 epochs, from a fixed seed. After the PHP's ten sample answers the port prints its
+accuracy on the validation questions (``val_accuracy=``, per character, and ``exact=``, whole
+answers), which the PHP does not.
 """
 
 import sys

@@ -12,11 +12,13 @@ neural-machine-translation-with-attention.model in the current directory (Rindow
 script). ``--small`` (for the tests) reads 400 pairs and trains 16-wide embeddings and 64 GRU
 units for 20 epochs in batches of 16, from a fixed seed.
 
-Where the port differs: the model's ``predict`` keeps Rindow's signature (``attention_plot``
-is filled in place); matplotlib's ``imshow`` puts the first row at the top, so the y labels
-are not reversed as the PHP does for its plotter; the figures are saved as PNG files. After
-the ten samples the port prints its masked word accuracy on the validation pairs
-(``val_accuracy=``) and how many of the ten were translated exactly (``exact=``).
+Where the port differs: NumPy plays the MatrixOperator, so the constructors take no ``$mo``;
+EngFraDataset.convert (unused, and broken in the PHP) is left out; the model's ``predict``
+keeps Rindow's signature (``attention_plot`` is filled in place); matplotlib's ``imshow`` puts
+the first row at the top, so the y labels are not reversed as the PHP does for its plotter; the
+figures are saved as PNG files. After the ten samples the port prints its masked word accuracy
+on the validation pairs (``val_accuracy=``) and how many of the ten were translated exactly
+(``exact=``).
 """
 
 import os

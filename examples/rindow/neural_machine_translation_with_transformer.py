@@ -13,14 +13,15 @@ the script). ``--small`` (for the tests) reads 400 pairs and trains one encoder 
 decoder layer (d_model 32, 2 heads, dff 64) for 6 epochs in batches of 16, from a fixed seed;
 its learning-rate schedule warms up over 200 steps instead of 4,000 (the run has 138).
 
-Where the port differs: the figures are saved as PNG files (matplotlib's ``imshow`` puts the
-first row at the top, so the y labels are not reversed as the PHP does for its plotter);
-``--small`` keeps 10% of the pairs for validation (the PHP 1%, unused). After the samples the
-port prints the masked word accuracy on the validation pairs (``val_accuracy=``) and how many
-of the ten greedy translations equal their targets (``exact=``). The model is compiled with
-``jit=False``: CrossAttention.call reads the attention scores' values (``g.ndarray``) to keep
-them for the plot, which a compiled training step cannot do (tapegrad raises a TracingError
-that says so); Rindow's steps are not compiled either.
+Where the port differs: NumPy plays the MatrixOperator (no ``$mo`` arguments);
+EngFraDataset.convert (unused, and broken in the PHP) is left out; the figures are saved as PNG
+files (matplotlib's ``imshow`` puts the first row at the top, so the y labels are not reversed
+as the PHP does for its plotter); ``--small`` keeps 10% of the pairs for validation (the PHP
+1%, unused). After the samples the port prints the masked word accuracy on the validation pairs
+(``val_accuracy=``) and how many of the ten greedy translations equal their targets
+(``exact=``). The model is compiled with ``jit=False``: CrossAttention.call reads the attention
+scores' values (``g.ndarray``) to keep them for the plot, which a compiled training step cannot
+do (tapegrad raises a TracingError that says so); Rindow's steps are not compiled either.
 """
 
 import math
