@@ -10,7 +10,7 @@ $RINDOW_NEURALNETWORKS_DATASETS), else extracted from fra-eng.zip there, which i
 when missing. The weights are saved to (and, when the file exists, loaded from)
 neural-machine-translation-with-attention.model in the current directory (Rindow: beside the
 script). ``--small`` (for the tests) reads 400 pairs and trains 16-wide embeddings and 64 GRU
-units for 20 epochs in batches of 16, from a fixed seed.
+units for 20 epochs in batches of 8, from a fixed seed.
 
 Where the port differs: NumPy plays the MatrixOperator, so the constructors take no ``$mo``;
 EngFraDataset.convert (unused, and broken in the PHP) is left out; the model's ``predict``
@@ -369,7 +369,7 @@ batch_size = 64
 word_vect_size = 256
 units = 1024
 if small:
-    num_examples, num_words, epochs, batch_size, word_vect_size, units = 400, None, 20, 16, 16, 64
+    num_examples, num_words, epochs, batch_size, word_vect_size, units = 400, None, 20, 8, 16, 64
 
 
 nn = tapegrad.NeuralNetworks()
