@@ -56,7 +56,7 @@ def test_learn_add_numbers_with_rnn_learns_and_reloads(datasets, tmp_path):
     assert len(samples) == 10  # the PHP's ten sample answers: question=predicted : mark answer
     for a, b, predicted, mark, answer in samples:
         assert int(answer) == int(a) + int(b) and (mark == "*") == (predicted == answer)
-    assert value(out, "val_accuracy") >= 0.5  # per character, 12 characters: chance is 1/12
+    assert value(out, "val_accuracy") >= 0.55  # per character, 12 characters: chance is 1/12
     again = run("learn_add_numbers_with_rnn.py", ["--small", "--no-plot"], tmp_path, datasets)
     assert "loading model ..." in again and "Train model" not in again  # and the cached questions
     assert value(again, "val_accuracy") == value(out, "val_accuracy")
