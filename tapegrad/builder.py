@@ -11,8 +11,9 @@ from typing import Any, Callable
 import numpy as np
 
 from . import _dtypes
+from .autodiff import state as _state
 from .autodiff.tape import GradientTape
-from .autodiff.variable import Variable
+from .autodiff.variable import Variable, wrap
 from .backend import Backend
 from .errors import OpTypeError
 
@@ -181,11 +182,14 @@ class Gradient:
         ``offset`` and ``count`` may be 0-d Variables."""
         offset = _index(offset, "get", "offset")
         count = 0 if count is None else _index(count, "get", "count")
-        if count == 0:
-            return x[offset]
         if count < 0:
             count = len(x) + count + 1
-        return x[offset:offset + count]
+        key = offset if count == 0 else slice(offset, offset + count)
+        if isinstance(x, Variable) and x.dtype.kind in "iub" and not _traced(x):
+            # a shape (g.shape gives a constant, also in a compiled Function) or indices: read
+            # now, so that the result can size a slice in a compiled Function too
+            return wrap(np.array(x.value()[key]))
+        return x[key]
 
     def modules(self, modules: Any = None, name: str | None = None) -> Any:
         """A list of layers and models that a model owns (Rindow's ``Modules``): ``add(m)``,
@@ -212,6 +216,12 @@ class Gradient:
         if name == "ArraySpec":  # Rindow's name of TensorSpec
             return tapegrad.TensorSpec
         raise AttributeError(f"the gradient builder has no op {name!r}")
+
+
+def _traced(x: Variable) -> bool:
+    """Whether ``x`` is a value of the compiled Function being traced (not known yet)."""
+    tracer = _state.tracer()
+    return tracer is not None and tracer.is_traced(x)
 
 
 def _index(value: Any, fn: str, arg: str) -> int:

@@ -432,6 +432,8 @@ class Loss:
         per-sample values for "none"."""
         if predicts.__class__ is Variable and predicts.mask is not None:  # masked positions are skipped
             values = self.call(trues, predicts)
+            if sample_weight is None and values.__class__ is Variable and values.ndim == 0:
+                return values  # a function that reduced the batch itself (Rindow's custom losses) masks it itself
             if sample_weight is not None:
                 values = _weighted(self._op, values, sample_weight)
             return loss_masks.masked_reduction(self._op, values, predicts.mask, self.reduction)

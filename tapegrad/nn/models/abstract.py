@@ -55,6 +55,15 @@ class AbstractModel(Model):
         """The NeuralNetworks builder given to the constructor (also ``self.nn``)."""
         return self.nn
 
+    @property
+    def backend(self) -> Any:
+        """The builder's backend ``K`` (Rindow's ``$this->backend``), unless one was assigned."""
+        return self.__dict__.get("_assigned_backend") or self.nn.backend()
+
+    @backend.setter
+    def backend(self, value: Any) -> None:
+        object.__setattr__(self, "_assigned_backend", value)
+
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments besides the builder (JSON values). Override it when
         ``__init__`` takes more than the builder; the default is ``{}``."""
