@@ -230,7 +230,8 @@ class MeanMetricWrapper(Mean):
     def update_state(self, trues: Any, predicts: Any, sample_weight: Any = None) -> None:  # type: ignore[override]
         values = self.fn(trues, predicts, **self.fn_kwargs)
         values = _array(values, self.name, "the function's result").astype(np.float64, copy=False)
-        if predicts.__class__ is Variable and predicts.mask is not None:  # masked positions are skipped
+        # masked positions are skipped (a function that reduced the batch itself, to one number, masks it itself)
+        if predicts.__class__ is Variable and predicts.mask is not None and values.ndim:
             values, sample_weight = loss_masks.masked_metric_values(self.name, values, sample_weight, predicts.mask)
         self._add(values, sample_weight, _batch_size(trues, predicts) if values.ndim == 0 else None)
 
