@@ -40,6 +40,8 @@ from typing import Any
 import numpy as np
 
 from ..native import memory
+from . import recurrent_cells as cells
+from . import recurrent_fused as fused
 
 RETAIN_MIN = 1 << 18  # elements of a workspace from which freed memory is kept mapped
 
@@ -265,6 +267,9 @@ def lstm_forward(x: np.ndarray, W: np.ndarray, R: np.ndarray, b: Any, h0: Any, c
     v = _new_workspace("lstm", T, B, U, False, dt)
     HC, A, TC = v["HC"], v["A"], v["TC"]
     H, C = HC[0], HC[1]
+    if cells.available(dt):
+        fused.lstm_forward_fused(x, W, R, b, h0, c0, mask, in_drop, rec_drop, reverse, v)
+        return _result_view("lstm", v, last)
     sign = _negated_sigmoid_blocks(dt, U, (True, True, False, True))
     project(x, W * sign, in_drop, reverse, A)
     if b is not None:
@@ -318,6 +323,8 @@ def lstm_backward(g: np.ndarray, out: np.ndarray, x: np.ndarray, W: np.ndarray, 
     if v is None:  # not our view: compute the forward again
         v = workspace_of("lstm", lstm_forward(x, W, R, b, h0, c0, mask, in_drop, rec_drop, reverse, last),
                          T, B, U, False, last)
+    if cells.available(dt):
+        return fused.lstm_backward_fused(g, x, W, R, b, mask, in_drop, rec_drop, reverse, needs, last, v)
     HC, A, TC = v["HC"], v["A"], v["TC"]
     H, C = HC[0], HC[1]
     dh, per_step = _initial_cotangent(g, last, B, U, dt)
@@ -393,6 +400,9 @@ def gru_forward(x: np.ndarray, W: np.ndarray, R: np.ndarray, b: Any, h0: Any, ma
     dt = x.dtype
     v = _new_workspace("gru", T, B, U, reset_after, dt)
     H, A, UH = v["H"], v["A"], v["UH"]
+    if reset_after and cells.available(dt):
+        fused.gru_forward_fused(x, W, R, b, h0, mask, in_drop, rec_drop, reverse, v)
+        return _result_view("gru", v, last)
     sign = _negated_sigmoid_blocks(dt, U, (True, True, False))  # z and r are sigmoids: kept negated
     project(x, W * sign, in_drop, reverse, A)
     b_in, b_rec = _gru_biases(b, reset_after)
@@ -454,6 +464,8 @@ def gru_backward(g: np.ndarray, out: np.ndarray, x: np.ndarray, W: np.ndarray, R
     if v is None:
         v = workspace_of("gru", gru_forward(x, W, R, b, h0, mask, in_drop, rec_drop, reverse, reset_after, last),
                          T, B, U, reset_after, last)
+    if reset_after and cells.available(dt):
+        return fused.gru_backward_fused(g, x, W, R, b, mask, in_drop, rec_drop, reverse, needs, last, v)
     H, A, UH = v["H"], v["A"], v["UH"]
     dh, per_step = _initial_cotangent(g, last, B, U, dt)
     steps = _step_masks(mask, reverse)
