@@ -21,6 +21,15 @@
 
 int tg_recurrent_abi_version(void) { return 1; }
 
+/* The steps are compute-bound (exp, tanh, divisions): on x86-64 a second version for
+ * AVX2 (8 lanes instead of SSE2's 4, chosen when the library is loaded) runs them about
+ * three times faster, with the same bits (the same operations, no FMA). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define TG_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define TG_CLONES
+#endif
+
 #define TG_EXP_MAX 88.3f
 #define TG_EXP_MIN -87.3f
 #define TG_LOG2E 1.44269504f
@@ -76,7 +85,7 @@ static inline float tg_tanh32(float x) {
  * a (rows, 4 units): the input part of the pre-activations, replaced by the gate
  * activations of a + rec; c_new = f c_prev + i g, tc = tanh(c_new), h_new = o tc.
  * (One restrict pointer per gate block: what lets the compiler vectorise the loops.) */
-void tg_lstm_step_f32(float *restrict a, const float *restrict rec, const float *restrict c_prev, float *restrict c_new, float *restrict tc, float *restrict h_new,
+TG_CLONES void tg_lstm_step_f32(float *restrict a, const float *restrict rec, const float *restrict c_prev, float *restrict c_new, float *restrict tc, float *restrict h_new,
                       ptrdiff_t rows, ptrdiff_t units) {
     const ptrdiff_t U = units;
     for (ptrdiff_t b = 0; b < rows; b++) {
@@ -107,7 +116,7 @@ void tg_lstm_step_f32(float *restrict a, const float *restrict rec, const float 
  * h_t and dc of c_t (the part from later steps), d (rows, 4 units) = the cotangents of the
  * pre-activations, and dc <- the cotangent of c_prev. keep: NULL, or per row 1 (a real
  * step) or 0 (a masked step: d is 0 times its value, dc stays). */
-void tg_lstm_step_grad_f32(const float *restrict a, const float *restrict tc, const float *restrict c_prev, const float *restrict dh, float *restrict dc, float *restrict d,
+TG_CLONES void tg_lstm_step_grad_f32(const float *restrict a, const float *restrict tc, const float *restrict c_prev, const float *restrict dh, float *restrict dc, float *restrict d,
                            const float *restrict keep, ptrdiff_t rows, ptrdiff_t units) {
     const ptrdiff_t U = units;
     for (ptrdiff_t b = 0; b < rows; b++) {
@@ -134,7 +143,7 @@ void tg_lstm_step_grad_f32(const float *restrict a, const float *restrict tc, co
 /* One GRU step (reset_after, gates z, r, h): a (rows, 3 units) holds the input part
  * of the pre-activations (bias included) and becomes the activations z, r, hh; rec =
  * h_prev R + recurrent bias (rows, 3 units); uh <- its h block; h_new = (h_prev - hh) z + hh. */
-void tg_gru_step_f32(float *restrict a, const float *restrict rec, float *restrict uh, const float *restrict h_prev, float *restrict h_new, ptrdiff_t rows,
+TG_CLONES void tg_gru_step_f32(float *restrict a, const float *restrict rec, float *restrict uh, const float *restrict h_prev, float *restrict h_new, ptrdiff_t rows,
                      ptrdiff_t units) {
     const ptrdiff_t U = units;
     for (ptrdiff_t b = 0; b < rows; b++) {
@@ -159,7 +168,7 @@ void tg_gru_step_f32(float *restrict a, const float *restrict rec, float *restri
 /* Its backward: d (rows, 3 units) = the cotangents of the input pre-activations, du
  * (rows, 3 units) those of h_prev R + recurrent bias, carry = the part of h_prev's
  * cotangent that does not go through R (dh z; dh itself on a masked step, keep = 0). */
-void tg_gru_step_grad_f32(const float *restrict a, const float *restrict uh, const float *restrict h_prev, const float *restrict dh, float *restrict d, float *restrict du,
+TG_CLONES void tg_gru_step_grad_f32(const float *restrict a, const float *restrict uh, const float *restrict h_prev, const float *restrict dh, float *restrict d, float *restrict du,
                           float *restrict carry, const float *restrict keep, ptrdiff_t rows, ptrdiff_t units) {
     const ptrdiff_t U = units;
     for (ptrdiff_t b = 0; b < rows; b++) {
