@@ -66,7 +66,7 @@ def tanh32(x: np.ndarray) -> np.ndarray:
     for c in TANH_POLY[3::-1]:
         p = p * s + c
     with np.errstate(invalid="ignore"):  # inf * 0 in the branch that is not taken
-        small = x + x * (s * p)
+        small = x * (ONE + s * p)
     big = ONE - TWO / (exp32(a + a) + ONE)
     big = np.where(x < 0, -big, big)
     return np.where(a < TANH_SMALL, small, big)
