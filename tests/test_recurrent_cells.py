@@ -46,15 +46,15 @@ def values(rng: np.random.Generator, shape: tuple, scale: float = 4.0, edges: bo
 def step_arguments(name: str, rng: np.random.Generator, rows: int, units: int, keep: Any) -> list:
     U = units
     if name == "lstm":
-        return [values(rng, (rows, 4 * U), 30), values(rng, (rows, 4 * U)), values(rng, (rows, U)),
-                np.empty((rows, U), f32), np.empty((rows, U), f32), np.empty((rows, U), f32)]
+        return [values(rng, (rows, 4 * U), 30), values(rng, (rows, 4 * U)), values(rng, (4 * U,)),
+                values(rng, (rows, U)), np.empty((rows, U), f32), np.empty((rows, U), f32), np.empty((rows, U), f32)]
     if name == "lstm_grad":
         gates = rng.uniform(-1, 1, (rows, 4 * U)).astype(f32)
         return [gates, rng.uniform(-1, 1, (rows, U)).astype(f32), values(rng, (rows, U)), values(rng, (rows, U)),
                 values(rng, (rows, U)), np.empty((rows, 4 * U), f32), keep]
     if name == "gru":
-        return [values(rng, (rows, 3 * U), 30), values(rng, (rows, 3 * U)), np.empty((rows, U), f32),
-                values(rng, (rows, U)), np.empty((rows, U), f32)]
+        return [values(rng, (rows, 3 * U), 30), values(rng, (rows, 3 * U)), values(rng, (3 * U,)),
+                values(rng, (U,)), np.empty((rows, U), f32), values(rng, (rows, U)), np.empty((rows, U), f32)]
     gates = rng.uniform(-1, 1, (rows, 3 * U)).astype(f32)
     return [gates, values(rng, (rows, U)), values(rng, (rows, U)), values(rng, (rows, U)),
             np.empty((rows, 3 * U), f32), np.empty((rows, 3 * U), f32), np.empty((rows, U), f32), keep]

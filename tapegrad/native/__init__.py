@@ -160,7 +160,7 @@ def _declare(lib: Any, ctypes: Any) -> None:
             fn.argtypes = [pointer] * (arrays + 1)
             fn.restype = None
     size = ctypes.c_ssize_t
-    for name, arrays in (("tg_lstm_step_f32", 6), ("tg_lstm_step_grad_f32", 7), ("tg_gru_step_f32", 5),
+    for name, arrays in (("tg_lstm_step_f32", 7), ("tg_lstm_step_grad_f32", 7), ("tg_gru_step_f32", 7),
                          ("tg_gru_step_grad_f32", 8)):  # recurrent_kernels.c: arrays, then rows and units
         fn = getattr(lib, name)
         fn.argtypes = [pointer] * arrays + [size, size]

@@ -83,22 +83,24 @@ static inline float tg_tanh32(float x) {
 
 /* One LSTM step over `rows` rows (gates i, f, c, o of `units` columns each):
  * a (rows, 4 units): the input part of the pre-activations, replaced by the gate
- * activations of a + rec; c_new = f c_prev + i g, tc = tanh(c_new), h_new = o tc.
+ * activations of (a + rec) + bias (bias: 4 units); c_new = f c_prev + i g, tc = tanh(c_new), h_new = o tc.
  * (One restrict pointer per gate block: what lets the compiler vectorise the loops.) */
-TG_CLONES void tg_lstm_step_f32(float *restrict a, const float *restrict rec, const float *restrict c_prev, float *restrict c_new, float *restrict tc, float *restrict h_new,
+TG_CLONES void tg_lstm_step_f32(float *restrict a, const float *restrict rec, const float *restrict bias,
+                                const float *restrict c_prev, float *restrict c_new, float *restrict tc, float *restrict h_new,
                       ptrdiff_t rows, ptrdiff_t units) {
     const ptrdiff_t U = units;
     for (ptrdiff_t b = 0; b < rows; b++) {
         float *restrict zi = a + b * 4 * U, *restrict zf = zi + U, *restrict zg = zi + 2 * U, *restrict zo = zi + 3 * U;
         const float *restrict qi = rec + b * 4 * U, *restrict qf = qi + U, *restrict qg = qi + 2 * U,
                               *restrict qo = qi + 3 * U;
+        const float *restrict bi = bias, *restrict bf = bias + U, *restrict bg = bias + 2 * U, *restrict bo = bias + 3 * U;
         const float *restrict cp = c_prev + b * U;
         float *restrict cn = c_new + b * U, *restrict t = tc + b * U, *restrict h = h_new + b * U;
         for (ptrdiff_t j = 0; j < U; j++) {
-            float i = tg_sigmoid32(zi[j] + qi[j]);
-            float f = tg_sigmoid32(zf[j] + qf[j]);
-            float g = tg_tanh32(zg[j] + qg[j]);
-            float o = tg_sigmoid32(zo[j] + qo[j]);
+            float i = tg_sigmoid32((zi[j] + qi[j]) + bi[j]);
+            float f = tg_sigmoid32((zf[j] + qf[j]) + bf[j]);
+            float g = tg_tanh32((zg[j] + qg[j]) + bg[j]);
+            float o = tg_sigmoid32((zo[j] + qo[j]) + bo[j]);
             float c = f * cp[j] + i * g;
             float tcj = tg_tanh32(c);
             zi[j] = i;
@@ -141,9 +143,12 @@ TG_CLONES void tg_lstm_step_grad_f32(const float *restrict a, const float *restr
 }
 
 /* One GRU step (reset_after, gates z, r, h): a (rows, 3 units) holds the input part
- * of the pre-activations (bias included) and becomes the activations z, r, hh; rec =
- * h_prev R + recurrent bias (rows, 3 units); uh <- its h block; h_new = (h_prev - hh) z + hh. */
-TG_CLONES void tg_gru_step_f32(float *restrict a, const float *restrict rec, float *restrict uh, const float *restrict h_prev, float *restrict h_new, ptrdiff_t rows,
+ * of the pre-activations and becomes the activations z, r, hh; rec = h_prev R (rows,
+ * 3 units); bias (3 units): the input and recurrent biases summed for z and r, the input
+ * bias for h; rbias (units): the recurrent bias of h. z = sigmoid((a + rec) + bias), the
+ * same for r; uh <- u = rec_h + rbias; hh = tanh((a_h + bias_h) + r u); h_new = (h_prev - hh) z + hh. */
+TG_CLONES void tg_gru_step_f32(float *restrict a, const float *restrict rec, const float *restrict bias,
+                               const float *restrict rbias, float *restrict uh, const float *restrict h_prev, float *restrict h_new, ptrdiff_t rows,
                      ptrdiff_t units) {
     const ptrdiff_t U = units;
     for (ptrdiff_t b = 0; b < rows; b++) {
@@ -152,10 +157,10 @@ TG_CLONES void tg_gru_step_f32(float *restrict a, const float *restrict rec, flo
         const float *restrict hp = h_prev + b * U;
         float *restrict u = uh + b * U, *restrict h = h_new + b * U;
         for (ptrdiff_t j = 0; j < U; j++) {
-            float z = tg_sigmoid32(xz[j] + qz[j]);
-            float r = tg_sigmoid32(xr[j] + qr[j]);
-            float uj = qh[j];
-            float hh = tg_tanh32(xh[j] + r * uj);
+            float z = tg_sigmoid32((xz[j] + qz[j]) + bias[j]);
+            float r = tg_sigmoid32((xr[j] + qr[j]) + bias[U + j]);
+            float uj = qh[j] + rbias[j];
+            float hh = tg_tanh32((xh[j] + bias[2 * U + j]) + r * uj);
             xz[j] = z;
             xr[j] = r;
             xh[j] = hh;

@@ -72,12 +72,12 @@ def tanh32(x: np.ndarray) -> np.ndarray:
     return np.where(a < TANH_SMALL, small, big)
 
 
-def lstm_step(a: np.ndarray, rec: np.ndarray, c_prev: np.ndarray, c_new: np.ndarray, tc: np.ndarray,
-              h_new: np.ndarray) -> None:
-    """``a <- activations(a + rec)`` (gates i, f, c, o), ``c_new = f c_prev + i g``,
+def lstm_step(a: np.ndarray, rec: np.ndarray, bias: np.ndarray, c_prev: np.ndarray, c_new: np.ndarray,
+              tc: np.ndarray, h_new: np.ndarray) -> None:
+    """``a <- activations((a + rec) + bias)`` (gates i, f, c, o), ``c_new = f c_prev + i g``,
     ``tc = tanh(c_new)``, ``h_new = o tc``."""
     U = c_prev.shape[1]
-    z = a + rec
+    z = (a + rec) + bias
     i, f, o = sigmoid32(z[:, :U]), sigmoid32(z[:, U:2 * U]), sigmoid32(z[:, 3 * U:])
     g = tanh32(z[:, 2 * U:3 * U])
     c = f * c_prev + i * g
@@ -102,14 +102,16 @@ def lstm_step_grad(a: np.ndarray, tc: np.ndarray, c_prev: np.ndarray, dh: np.nda
     dc[...] = dct * f if keep is None else np.where(keep[:, None] == 0, dc, dct * f)
 
 
-def gru_step(a: np.ndarray, rec: np.ndarray, uh: np.ndarray, h_prev: np.ndarray, h_new: np.ndarray) -> None:
-    """``a <- (z, r, hh)`` from ``a + rec`` (``hh = tanh(a_h + r rec_h)``), ``uh = rec_h``,
-    ``h_new = (h_prev - hh) z + hh``."""
+def gru_step(a: np.ndarray, rec: np.ndarray, bias: np.ndarray, rbias: np.ndarray, uh: np.ndarray,
+             h_prev: np.ndarray, h_new: np.ndarray) -> None:
+    """``a <- (z, r, hh)``: ``z = sigmoid((a_z + rec_z) + bias_z)`` (the same for r),
+    ``uh = u = rec_h + rbias``, ``hh = tanh((a_h + bias_h) + r u)``; ``h_new = (h_prev - hh) z + hh``.
+    ``bias`` holds the input and recurrent biases summed for z and r, the input bias for h."""
     U = h_prev.shape[1]
-    z = sigmoid32(a[:, :U] + rec[:, :U])
-    r = sigmoid32(a[:, U:2 * U] + rec[:, U:2 * U])
-    u = rec[:, 2 * U:]
-    hh = tanh32(a[:, 2 * U:] + r * u)
+    z = sigmoid32((a[:, :U] + rec[:, :U]) + bias[:U])
+    r = sigmoid32((a[:, U:2 * U] + rec[:, U:2 * U]) + bias[U:2 * U])
+    u = rec[:, 2 * U:] + rbias
+    hh = tanh32((a[:, 2 * U:] + bias[2 * U:]) + r * u)
     a[:, :U], a[:, U:2 * U], a[:, 2 * U:] = z, r, hh
     uh[...] = u
     h_new[...] = (h_prev - hh) * z + hh

@@ -39,13 +39,12 @@ def lstm_forward_fused(x: np.ndarray, W: np.ndarray, R: np.ndarray, b: Any, h0: 
     HC, A, TC = v["HC"], v["A"], v["TC"]
     H, C = HC[0], HC[1]
     rk.project(x, W, in_drop, reverse, A)
-    if b is not None:
-        A += b
+    bias = np.zeros(G, x.dtype) if b is None else np.ascontiguousarray(b, x.dtype)
     rk._initial(h0, H[0])
     rk._initial(c0, C[0])
     steps = rk._step_masks(mask, reverse)
     rec = np.empty((B, G), x.dtype)
-    step = cells.bind("lstm", (A,), rec, (C[:-1],), (C[1:],), (TC,), (H[1:],), rows=B, units=G // 4)
+    step = cells.bind("lstm", (A,), rec, bias, (C[:-1],), (C[1:],), (TC,), (H[1:],), rows=B, units=G // 4)
     for t in range(T):
         rk.recurrent_product(H[t], R, rec_drop, rec)
         step(t)
@@ -94,18 +93,20 @@ def gru_forward_fused(x: np.ndarray, W: np.ndarray, R: np.ndarray, b: Any, h0: A
     B, T, _ = x.shape
     G = W.shape[1]
     H, A, UH = v["H"], v["A"], v["UH"]
+    U = G // 3
     rk.project(x, W, in_drop, reverse, A)
-    b_in, b_rec = rk._gru_biases(b, True)
-    if b_in is not None:
-        A += b_in
+    bias, rbias = np.zeros(G, x.dtype), np.zeros(U, x.dtype)
+    if b is not None:
+        b_in, b_rec = np.asarray(b[0], x.dtype), np.asarray(b[1], x.dtype)
+        np.add(b_in[:2 * U], b_rec[:2 * U], out=bias[:2 * U])
+        bias[2 * U:] = b_in[2 * U:]
+        rbias[...] = b_rec[2 * U:]
     rk._initial(h0, H[0])
     steps = rk._step_masks(mask, reverse)
     rec = np.empty((B, G), x.dtype)
-    step = cells.bind("gru", (A,), rec, (UH,), (H[:-1],), (H[1:],), rows=B, units=G // 3)
+    step = cells.bind("gru", (A,), rec, bias, rbias, (UH,), (H[:-1],), (H[1:],), rows=B, units=U)
     for t in range(T):
         rk.recurrent_product(H[t], R, rec_drop, rec)
-        if b_rec is not None:
-            rec += b_rec
         step(t)
         if steps is not None:
             np.copyto(H[t + 1], H[t], where=~steps[t])
