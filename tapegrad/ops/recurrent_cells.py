@@ -39,37 +39,61 @@ ONE, TWO = _f(1.0), _f(2.0)
 
 
 def exp32(x: np.ndarray) -> np.ndarray:
-    """exp of a float32 array, as ``tg_exp32`` in C computes it (same bits)."""
-    x = np.minimum(x, EXP_MAX)
-    x = np.maximum(x, EXP_MIN)
-    n = (x * LOG2E + ROUND_SHIFT) - ROUND_SHIFT
-    r = (x - n * LN2_HI) - n * LN2_LO
-    p = np.full_like(r, EXP_POLY[4])
-    for c in EXP_POLY[3::-1]:
-        p = p * r + c
-    y = (p * (r * r) + r) + ONE
+    """exp of a float32 array, as ``tg_exp32`` in C computes it (same bits). In place
+    on new arrays: each step is one rounded operation, in C's order."""
+    t = np.minimum(x, EXP_MAX)
+    np.maximum(t, EXP_MIN, out=t)
+    n = t * LOG2E
+    n += ROUND_SHIFT
+    n -= ROUND_SHIFT  # n = round(x / ln 2)
+    r = n * LN2_HI
+    np.subtract(t, r, out=r)
+    np.multiply(n, LN2_LO, out=t)
+    r -= t  # r = (x - n ln2_hi) - n ln2_lo
+    p = r * EXP_POLY[4]
+    for c in EXP_POLY[3:0:-1]:
+        p += c
+        p *= r
+    p += EXP_POLY[0]
+    np.multiply(r, r, out=t)
+    p *= t
+    p += r
+    p += ONE  # (p r^2 + r) + 1
     with np.errstate(invalid="ignore"):  # NaN: any scale, the result is NaN
         bits = n.astype(np.int32).view(np.uint32)
-    scale = ((bits + np.uint32(127)) << np.uint32(23)).view(np.float32)
-    return y * scale
+    bits += np.uint32(127)
+    bits <<= np.uint32(23)
+    p *= bits.view(np.float32)  # times 2^n
+    return p
 
 
 def sigmoid32(z: np.ndarray) -> np.ndarray:
-    return ONE / (ONE + exp32(-z))
+    e = exp32(-z)
+    e += ONE
+    return np.divide(ONE, e, out=e)
 
 
 def tanh32(x: np.ndarray) -> np.ndarray:
     """tanh of a float32 array, as ``tg_tanh32`` in C computes it (same bits)."""
     a = np.abs(x)
+    small = a < TANH_SMALL
     s = x * x
-    p = np.full_like(s, TANH_POLY[4])
-    for c in TANH_POLY[3::-1]:
-        p = p * s + c
+    p = s * TANH_POLY[4]
+    for c in TANH_POLY[3:0:-1]:
+        p += c
+        p *= s
+    p += TANH_POLY[0]
     with np.errstate(invalid="ignore"):  # inf * 0 in the branch that is not taken
-        small = x * (ONE + s * p)
-    big = ONE - TWO / (exp32(a + a) + ONE)
-    big = np.where(x < 0, -big, big)
-    return np.where(a < TANH_SMALL, small, big)
+        p *= s
+        p += ONE
+        p *= x  # x (1 + s Q(s))
+    a += a
+    big = exp32(a)
+    big += ONE
+    np.divide(TWO, big, out=big)
+    np.subtract(ONE, big, out=big)
+    np.copysign(big, x, out=big)  # C's x < 0 ? -big : big (they differ only for x = -0, where small wins, and NaN)
+    return np.where(small, p, big)
 
 
 def lstm_step(a: np.ndarray, rec: np.ndarray, bias: np.ndarray, c_prev: np.ndarray, c_new: np.ndarray,
@@ -77,12 +101,15 @@ def lstm_step(a: np.ndarray, rec: np.ndarray, bias: np.ndarray, c_prev: np.ndarr
     """``a <- activations((a + rec) + bias)`` (gates i, f, c, o), ``c_new = f c_prev + i g``,
     ``tc = tanh(c_new)``, ``h_new = o tc``."""
     U = c_prev.shape[1]
-    z = (a + rec) + bias
-    i, f, o = sigmoid32(z[:, :U]), sigmoid32(z[:, U:2 * U]), sigmoid32(z[:, 3 * U:])
-    g = tanh32(z[:, 2 * U:3 * U])
+    z = a + rec
+    z += bias
+    act = sigmoid32(z)  # all four blocks at once (fewer NumPy calls); the c block is replaced
+    i, f, o = act[:, :U], act[:, U:2 * U], act[:, 3 * U:]
+    g = act[:, 2 * U:3 * U]
+    g[...] = tanh32(z[:, 2 * U:3 * U])
     c = f * c_prev + i * g
     t = tanh32(c)
-    a[:, :U], a[:, U:2 * U], a[:, 2 * U:3 * U], a[:, 3 * U:] = i, f, g, o
+    a[...] = act
     c_new[...] = c
     tc[...] = t
     np.multiply(o, t, out=h_new)
@@ -108,8 +135,10 @@ def gru_step(a: np.ndarray, rec: np.ndarray, bias: np.ndarray, rbias: np.ndarray
     ``uh = u = rec_h + rbias``, ``hh = tanh((a_h + bias_h) + r u)``; ``h_new = (h_prev - hh) z + hh``.
     ``bias`` holds the input and recurrent biases summed for z and r, the input bias for h."""
     U = h_prev.shape[1]
-    z = sigmoid32((a[:, :U] + rec[:, :U]) + bias[:U])
-    r = sigmoid32((a[:, U:2 * U] + rec[:, U:2 * U]) + bias[U:2 * U])
+    zr = a[:, :2 * U] + rec[:, :2 * U]
+    zr += bias[:2 * U]
+    zr = sigmoid32(zr)
+    z, r = zr[:, :U], zr[:, U:]
     u = rec[:, 2 * U:] + rbias
     hh = tanh32((a[:, 2 * U:] + bias[2 * U:]) + r * u)
     a[:, :U], a[:, U:2 * U], a[:, 2 * U:] = z, r, hh
