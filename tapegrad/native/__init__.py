@@ -37,10 +37,11 @@ __all__ = ["library", "reset", "status"]
 
 ABI_VERSION = 3  # must match tg_abi_version() in kernels.c
 _HERE = os.path.dirname(os.path.abspath(__file__))
-# kernels.c (optimizer updates, the thread pool) and window_kernels.c (convolution and
-# pooling), compiled into one library.
-_SOURCES = (os.path.join(_HERE, "kernels.c"), os.path.join(_HERE, "window_kernels.c"))
+# kernels.c (optimizer updates, the thread pool), window_kernels.c (convolution and
+# pooling) and recurrent_kernels.c (LSTM and GRU cell steps), compiled into one library.
+_SOURCES = tuple(os.path.join(_HERE, name) for name in ("kernels.c", "window_kernels.c", "recurrent_kernels.c"))
 WINDOW_ABI_VERSION = 3  # must match tg_window_abi_version() in window_kernels.c
+RECURRENT_ABI_VERSION = 1  # must match tg_recurrent_abi_version() in recurrent_kernels.c
 # -ffp-contract=off keeps one rounding per operation, as NumPy's passes do;
 # -fno-math-errno lets sqrt vectorise. No -march=native: the library may be shared
 # by machines of one home directory, and the loops are memory-bound anyway.
@@ -131,7 +132,8 @@ def _load() -> tuple[Any, str | None, str]:
                 return None, None, error
         try:
             lib = ctypes.CDLL(path)
-            if lib.tg_abi_version() != ABI_VERSION or lib.tg_window_abi_version() != WINDOW_ABI_VERSION:
+            if (lib.tg_abi_version() != ABI_VERSION or lib.tg_window_abi_version() != WINDOW_ABI_VERSION
+                    or lib.tg_recurrent_abi_version() != RECURRENT_ABI_VERSION):
                 raise OSError("wrong interface version")
         except (OSError, AttributeError) as exc:
             if attempt == 0:
@@ -157,6 +159,12 @@ def _declare(lib: Any, ctypes: Any) -> None:
             fn = getattr(lib, name + suffix)
             fn.argtypes = [pointer] * (arrays + 1)
             fn.restype = None
+    size = ctypes.c_ssize_t
+    for name, arrays in (("tg_lstm_step_f32", 7), ("tg_lstm_step_grad_f32", 7), ("tg_gru_step_f32", 7),
+                         ("tg_gru_step_grad_f32", 8)):  # recurrent_kernels.c: arrays, then rows and units
+        fn = getattr(lib, name)
+        fn.argtypes = [pointer] * arrays + [size, size]
+        fn.restype = None
 
 
 def library() -> Any:

@@ -31,6 +31,11 @@ from the result; a result that is not such a view (copied by someone) is recompu
 The sigmoid gates' pre-activations are kept negated (the kernels and bias are multiplied
 by -1 on those columns once per call), so a sigmoid is ``1 / (1 + exp(.))`` in three
 in-place passes: NumPy's float32 exp is twice as fast as its tanh.
+
+In float32, the LSTM and the GRU with ``reset_after`` run the loops of
+:func:`lstm_forward_fused` and the like instead (at the end of this module): the same
+products, with each step's gate work as one fused pass (:mod:`tapegrad.ops.recurrent_cells`,
+in C where the native library is loaded). Other dtypes and cells keep the other loops.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from ..native import memory
+from . import recurrent_cells as cells
 
 RETAIN_MIN = 1 << 18  # elements of a workspace from which freed memory is kept mapped
 
@@ -265,6 +271,9 @@ def lstm_forward(x: np.ndarray, W: np.ndarray, R: np.ndarray, b: Any, h0: Any, c
     v = _new_workspace("lstm", T, B, U, False, dt)
     HC, A, TC = v["HC"], v["A"], v["TC"]
     H, C = HC[0], HC[1]
+    if cells.available(dt):
+        lstm_forward_fused(x, W, R, b, h0, c0, mask, in_drop, rec_drop, reverse, v)
+        return _result_view("lstm", v, last)
     sign = _negated_sigmoid_blocks(dt, U, (True, True, False, True))
     project(x, W * sign, in_drop, reverse, A)
     if b is not None:
@@ -318,6 +327,8 @@ def lstm_backward(g: np.ndarray, out: np.ndarray, x: np.ndarray, W: np.ndarray, 
     if v is None:  # not our view: compute the forward again
         v = workspace_of("lstm", lstm_forward(x, W, R, b, h0, c0, mask, in_drop, rec_drop, reverse, last),
                          T, B, U, False, last)
+    if cells.available(dt):
+        return lstm_backward_fused(g, x, W, R, b, mask, in_drop, rec_drop, reverse, needs, last, v)
     HC, A, TC = v["HC"], v["A"], v["TC"]
     H, C = HC[0], HC[1]
     dh, per_step = _initial_cotangent(g, last, B, U, dt)
@@ -393,6 +404,9 @@ def gru_forward(x: np.ndarray, W: np.ndarray, R: np.ndarray, b: Any, h0: Any, ma
     dt = x.dtype
     v = _new_workspace("gru", T, B, U, reset_after, dt)
     H, A, UH = v["H"], v["A"], v["UH"]
+    if reset_after and cells.available(dt):
+        gru_forward_fused(x, W, R, b, h0, mask, in_drop, rec_drop, reverse, v)
+        return _result_view("gru", v, last)
     sign = _negated_sigmoid_blocks(dt, U, (True, True, False))  # z and r are sigmoids: kept negated
     project(x, W * sign, in_drop, reverse, A)
     b_in, b_rec = _gru_biases(b, reset_after)
@@ -454,6 +468,8 @@ def gru_backward(g: np.ndarray, out: np.ndarray, x: np.ndarray, W: np.ndarray, R
     if v is None:
         v = workspace_of("gru", gru_forward(x, W, R, b, h0, mask, in_drop, rec_drop, reverse, reset_after, last),
                          T, B, U, reset_after, last)
+    if reset_after and cells.available(dt):
+        return gru_backward_fused(g, x, W, R, b, mask, in_drop, rec_drop, reverse, needs, last, v)
     H, A, UH = v["H"], v["A"], v["UH"]
     dh, per_step = _initial_cotangent(g, last, B, U, dt)
     steps = _step_masks(mask, reverse)
@@ -591,4 +607,133 @@ def simple_rnn_backward(g: np.ndarray, out: np.ndarray, x: np.ndarray, W: np.nda
     dx, dW = project_grads(x, W, in_drop, reverse, dA, need_x, need_W)
     dR = recurrent_weight_grad(H[:T], dA, rec_drop) if need_R else None
     db = dA.reshape(T * B, U).sum(axis=0) if need_b and b is not None else None
+    return [dx, dW, dR, db, dh if need_h0 else None]
+
+
+# -------------------------------------------------------------------------------------
+# float32 LSTM and GRU (reset_after): the loops above with each step's gate work as one
+# call of recurrent_cells (C, or its NumPy twin), the biases added there too; products
+# into buffers allocated once per call. ``v`` is the forward's workspace.
+# -------------------------------------------------------------------------------------
+def _keep(steps: np.ndarray | None, dtype: np.dtype) -> Any:
+    """The step masks as the cells' ``keep`` argument: None, or a (time, batch) 1/0 array per step."""
+    return None if steps is None else (np.ascontiguousarray(steps[:, :, 0], dtype=dtype),)
+
+
+def _input_grad_into(d: np.ndarray, R: np.ndarray, rec_drop: Any, out: np.ndarray) -> None:
+    """``out = `` the cotangent of ``h`` through ``recurrent_product`` for ``d``."""
+    if rec_drop is None:
+        np.matmul(d, R.T, out=out)
+    else:
+        out[...] = recurrent_input_grad(d, R, rec_drop)
+
+
+def lstm_forward_fused(x: np.ndarray, W: np.ndarray, R: np.ndarray, b: Any, h0: Any, c0: Any, mask: Any,
+                       in_drop: Any, rec_drop: Any, reverse: bool, v: dict[str, np.ndarray]) -> None:
+    B, T, _ = x.shape
+    G = W.shape[1]
+    HC, A, TC = v["HC"], v["A"], v["TC"]
+    H, C = HC[0], HC[1]
+    project(x, W, in_drop, reverse, A)
+    bias = np.zeros(G, x.dtype) if b is None else np.ascontiguousarray(b, x.dtype)
+    _initial(h0, H[0])
+    _initial(c0, C[0])
+    steps = _step_masks(mask, reverse)
+    rec = np.empty((B, G), x.dtype)
+    step = cells.bind("lstm", (A,), rec, bias, (C[:-1],), (C[1:],), (TC,), (H[1:],), rows=B, units=G // 4)
+    for t in range(T):
+        recurrent_product(H[t], R, rec_drop, rec)
+        step(t)
+        if steps is not None:
+            held = ~steps[t]
+            np.copyto(H[t + 1], H[t], where=held)
+            np.copyto(C[t + 1], C[t], where=held)
+
+
+def lstm_backward_fused(g: np.ndarray, x: np.ndarray, W: np.ndarray, R: np.ndarray, b: Any, mask: Any, in_drop: Any,
+                        rec_drop: Any, reverse: bool, needs: tuple[bool, ...], last: bool,
+                        v: dict[str, np.ndarray]) -> list:
+    B, T, _ = x.shape
+    G = W.shape[1]
+    U = G // 4
+    dt = x.dtype
+    HC, A, TC = v["HC"], v["A"], v["TC"]
+    H, C = HC[0], HC[1]
+    dh, per_step = _initial_cotangent(g, last, B, U, dt)
+    gH, gC = (None, None) if per_step is None else (per_step[0], per_step[1])
+    need_x, need_W, need_R, need_b, need_h0, need_c0 = needs
+    steps = _step_masks(mask, reverse)
+    dZ = np.empty((T, B, G), dt)
+    dc = np.zeros((B, U), dt)
+    step = cells.bind("lstm_grad", (A,), (TC,), (C[:-1],), dh, dc, (dZ,), _keep(steps, dt), rows=B, units=U)
+    for t in range(T - 1, -1, -1):
+        if gH is not None:
+            dh += gH[t]
+            dc += gC[t]
+        step(t)
+        if steps is None:
+            if t or need_h0:
+                _input_grad_into(dZ[t], R, rec_drop, dh)
+        else:
+            dhp = recurrent_input_grad(dZ[t], R, rec_drop)
+            dhp += dh * ~steps[t]
+            dh[...] = dhp
+    dx, dW = project_grads(x, W, in_drop, reverse, dZ, need_x, need_W)
+    dR = recurrent_weight_grad(H[:T], dZ, rec_drop) if need_R else None
+    db = dZ.reshape(T * B, G).sum(axis=0) if need_b and b is not None else None
+    return [dx, dW, dR, db, dh if need_h0 else None, dc if need_c0 else None]
+
+
+def gru_forward_fused(x: np.ndarray, W: np.ndarray, R: np.ndarray, b: Any, h0: Any, mask: Any, in_drop: Any,
+                      rec_drop: Any, reverse: bool, v: dict[str, np.ndarray]) -> None:
+    B, T, _ = x.shape
+    G = W.shape[1]
+    H, A, UH = v["H"], v["A"], v["UH"]
+    U = G // 3
+    project(x, W, in_drop, reverse, A)
+    bias, rbias = np.zeros(G, x.dtype), np.zeros(U, x.dtype)
+    if b is not None:
+        b_in, b_rec = np.asarray(b[0], x.dtype), np.asarray(b[1], x.dtype)
+        np.add(b_in[:2 * U], b_rec[:2 * U], out=bias[:2 * U])
+        bias[2 * U:] = b_in[2 * U:]
+        rbias[...] = b_rec[2 * U:]
+    _initial(h0, H[0])
+    steps = _step_masks(mask, reverse)
+    rec = np.empty((B, G), x.dtype)
+    step = cells.bind("gru", (A,), rec, bias, rbias, (UH,), (H[:-1],), (H[1:],), rows=B, units=U)
+    for t in range(T):
+        recurrent_product(H[t], R, rec_drop, rec)
+        step(t)
+        if steps is not None:
+            np.copyto(H[t + 1], H[t], where=~steps[t])
+
+
+def gru_backward_fused(g: np.ndarray, x: np.ndarray, W: np.ndarray, R: np.ndarray, b: Any, mask: Any, in_drop: Any,
+                       rec_drop: Any, reverse: bool, needs: tuple[bool, ...], last: bool,
+                       v: dict[str, np.ndarray]) -> list:
+    B, T, _ = x.shape
+    G = W.shape[1]
+    U = G // 3
+    dt = x.dtype
+    H, A, UH = v["H"], v["A"], v["UH"]
+    dh, per_step = _initial_cotangent(g, last, B, U, dt)
+    need_x, need_W, need_R, need_b, need_h0 = needs
+    steps = _step_masks(mask, reverse)
+    dX = np.empty((T, B, G), dt)  # cotangents of the input pre-activations
+    dU = np.empty((T, B, G), dt)  # of h R + b_rec
+    carry = np.empty((B, U), dt)
+    step = cells.bind("gru_grad", (A,), (UH,), (H[:-1],), dh, (dX,), (dU,), carry, _keep(steps, dt), rows=B,
+                      units=U)
+    for t in range(T - 1, -1, -1):
+        if per_step is not None:
+            dh += per_step[t]
+        step(t)
+        if t or need_h0:
+            _input_grad_into(dU[t], R, rec_drop, dh)
+            dh += carry
+    dx, dW = project_grads(x, W, in_drop, reverse, dX, need_x, need_W)
+    dR = recurrent_weight_grad(H[:T], dU, rec_drop) if need_R else None
+    db = None
+    if need_b and b is not None:
+        db = np.stack([dX.reshape(T * B, G).sum(axis=0), dU.reshape(T * B, G).sum(axis=0)])
     return [dx, dW, dR, db, dh if need_h0 else None]
