@@ -180,3 +180,27 @@ def test_without_the_native_library_the_loops_give_the_same_bits(cell: str, monk
     assert same_bits(by_c[0], by_numpy[0])
     for c, n in zip(by_c[1], by_numpy[1]):
         assert same_bits(c, n)
+
+
+
+@needs_native
+def test_a_bound_step_keeps_its_arrays_alive() -> None:
+    """The GRU and LSTM backward passed its step masks as a temporary; the bound C step kept
+    only the address, the array was freed and its memory reused by the loop's own arrays, so
+    masked gradients changed from run to run (a Rindow sample's accuracy went from 0.97 to
+    0.56-0.78 between identical runs). The bound step must hold every array it was given."""
+    import gc
+    import weakref
+
+    B, T, U = 4, 5, 8
+    arrays = {"a": np.zeros((T, B, 3 * U), f32), "uh": np.zeros((T, B, U), f32), "h_prev": np.zeros((T, B, U), f32),
+              "dh": np.zeros((B, U), f32), "d": np.zeros((T, B, 3 * U), f32), "du": np.zeros((T, B, 3 * U), f32),
+              "carry": np.zeros((B, U), f32)}
+    keep = np.ones((T, B), f32)
+    alive = weakref.ref(keep)
+    step = cells.bind("gru_grad", (arrays["a"],), (arrays["uh"],), (arrays["h_prev"],), arrays["dh"], (arrays["d"],),
+                      (arrays["du"],), arrays["carry"], (keep,), rows=B, units=U)
+    del keep
+    gc.collect()
+    assert alive() is not None
+    step(0)

@@ -189,10 +189,16 @@ def bind(name: str, *args: Any, rows: int, units: int) -> Callable[[int], None]:
     for x in args:
         per_step = isinstance(x, tuple)
         array = x[0] if per_step else x
+        if array is not None and (array.dtype != np.float32 or not array.flags.c_contiguous):
+            raise AssertionError(f"recurrent cell step {name}: arrays must be C-contiguous float32, got "
+                                 f"{array.dtype} of strides {array.strides}")
         bases.append(None if array is None else array.ctypes.data)
         strides.append(array.strides[0] if per_step else 0)
+    # The C function gets raw addresses: the closures hold the arrays too, so that none of
+    # them (a temporary of the caller) is freed and its memory reused while steps still run.
+    alive = args
     if all(s == 0 for s in strides):
-        return lambda t: fn(*bases, rows, units)
+        return lambda t, alive=alive: fn(*bases, rows, units)
     pairs = list(zip(bases, strides))
-    return lambda t: fn(*[b if b is None else b + t * s for b, s in pairs], rows, units)
+    return lambda t, alive=alive: fn(*[b if b is None else b + t * s for b, s in pairs], rows, units)
 
